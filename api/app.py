@@ -1,0 +1,48 @@
+"""The FastAPI application, assembled by :func:`create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from api.problems import install_problem_handlers
+from api.routes import dead_letters, health, jobs, reports, tables, uploads
+from common.bootstrap import Services, build_services
+from common.migrate import upgrade
+from common.settings import Settings
+
+DESCRIPTION = """Upload headerless CSV files for `departments`, `jobs` and `hired_employees`;
+workers validate every row, insert the valid ones and keep every rejected one with its reason.
+Insert JSON batches, read the reports, and handle dead letters."""
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+    """The API wired to ``services`` (built from ``settings`` at startup when not given)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = services is None
+        built = services or build_services(settings or Settings())
+        if own:
+            upgrade(built.db)
+        app.state.services = built
+        try:
+            yield
+        finally:
+            if own:
+                built.close()
+
+    app = FastAPI(
+        title="CSV ingestion service",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    install_problem_handlers(app)
+    for module in (uploads, jobs, tables, reports, dead_letters, health):
+        app.include_router(module.router)
+    return app

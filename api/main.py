@@ -1,0 +1,26 @@
+"""Run one API server: ``python -m api``."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from api.app import create_app
+from common.logging import configure_logging
+from common.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

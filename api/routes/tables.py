@@ -1,0 +1,59 @@
+"""Batches: insert up to 1000 JSON rows into a table in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from fastapi import APIRouter
+
+from api.deps import ServicesDep
+from api.routes.uploads import OnConflict
+from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
+from common.ingest import Committed, write_rows
+from common.jsonrows import rows_from_json
+from common.loader import ON_CONFLICT_REJECT
+from common.rejections import log_rejections
+from common.tables import table_spec
+from common.validation import validate
+
+router = APIRouter(tags=["tables"])
+_PROBLEM = {"content": {"application/problem+json": {}}}
+
+
+@router.post(
+    "/tables/{table}/rows",
+    response_model=BatchOut,
+    summary="Insert a batch of 1 to 1000 rows; invalid rows are rejected and logged",
+    responses={404: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+)
+def insert_rows(
+    table: str,
+    batch: BatchIn,
+    services: ServicesDep,
+    on_conflict: OnConflict = ON_CONFLICT_REJECT,
+) -> BatchOut:
+    spec = table_spec(table)
+    batch_id = str(uuid.uuid4())
+    rows = validate(spec, rows_from_json(spec, batch.rows))
+
+    def transaction() -> Committed:
+        with services.db.write() as conn:
+            return write_rows(conn, spec, rows, on_conflict, batch_id=batch_id)
+
+    committed = services.retry.call(transaction)
+    with structlog.contextvars.bound_contextvars(batch_id=batch_id, table=table):
+        log_rejections(committed.rejected)
+    return BatchOut(
+        batch_id=batch_id,
+        inserted=committed.inserted,
+        updated=committed.updated,
+        rejected=[
+            BatchRejectedOut(
+                index=r.line,
+                row=batch.rows[r.line],
+                errors=[RuleError(**e.as_dict()) for e in r.errors],
+            )
+            for r in committed.rejected
+        ],
+    )

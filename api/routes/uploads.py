@@ -1,0 +1,174 @@
+"""Uploads: stream CSV files into the blob store and queue a job for each."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+
+from api.deps import ServicesDep
+from api.problems import Problem
+from api.schemas import JobOut, UploadsOut
+from api.uploading import UploadSink, receive_multipart, receive_raw, submit
+from common.loader import ON_CONFLICT_REJECT
+from common.tables import LOAD_ORDER, table_spec
+
+router = APIRouter(tags=["uploads"])
+
+RAW_MEDIA_TYPES = frozenset(
+    {"text/csv", "text/plain", "application/csv", "application/octet-stream", ""}
+)
+_PROBLEM = {"content": {"application/problem+json": {}}}
+
+_ONE_FILE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+_MANY_FILES_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {t: {"type": "string", "format": "binary"} for t in LOAD_ORDER},
+                }
+            }
+        },
+    }
+}
+
+Force = Annotated[
+    bool, Query(description="Load the file even if identical content was loaded before.")
+]
+OnConflict = Annotated[
+    Literal["reject", "update"],
+    Query(description="What to do with a row whose id exists: reject it, or update the row."),
+]
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _check_declared_size(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem(
+            413, "Upload too large", f"the body is larger than the limit of {limit} bytes"
+        )
+
+
+def _answer(response: Response, jobs: list[tuple[JobOut, bool]]) -> None:
+    response.status_code = 202 if any(created for _, created in jobs) else 200
+    if len(jobs) == 1:
+        response.headers["Location"] = f"/jobs/{jobs[0][0].job_id}"
+
+
+@router.post(
+    "/uploads/{table}",
+    status_code=202,
+    response_model=JobOut,
+    openapi_extra=_ONE_FILE_BODY,
+    summary="Upload one CSV file for a table",
+    responses={
+        200: {"description": "Identical content was uploaded before: the existing job."},
+        404: _PROBLEM,
+        413: _PROBLEM,
+        415: _PROBLEM,
+        422: _PROBLEM,
+        503: _PROBLEM,
+    },
+)
+async def upload_one(
+    table: str,
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    force: Force = False,
+    on_conflict: OnConflict = ON_CONFLICT_REJECT,
+    filename: Annotated[str | None, Query(max_length=255)] = None,
+) -> JobOut:
+    table_spec(table)
+    _check_declared_size(request, services.settings.max_upload_bytes)
+    media = _media_type(request)
+    sink: UploadSink
+    if media == "multipart/form-data":
+        sinks = await receive_multipart(
+            services, request.headers["content-type"], request.stream(), fixed_table=table
+        )
+        if len(sinks) != 1:
+            raise Problem(
+                422,
+                "Expected one file",
+                f"send exactly one file in the multipart field 'file' (got {len(sinks)})",
+            )
+        sink = sinks[0]
+    elif media in RAW_MEDIA_TYPES:
+        sink = await receive_raw(services, table, request.stream(), filename)
+    else:
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"Content-Type {media!r} is not accepted; send text/csv or multipart/form-data",
+        )
+    job, created = await submit(services, sink, force=force, on_conflict=on_conflict)
+    out = JobOut.of(job)
+    _answer(response, [(out, created)])
+    return out
+
+
+@router.post(
+    "/uploads",
+    status_code=202,
+    response_model=UploadsOut,
+    openapi_extra=_MANY_FILES_BODY,
+    summary="Upload several CSV files at once, one multipart field per table",
+    responses={
+        200: {"description": "Every file was uploaded before."},
+        413: _PROBLEM,
+        415: _PROBLEM,
+        422: _PROBLEM,
+        503: _PROBLEM,
+    },
+)
+async def upload_many(
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    force: Force = False,
+    on_conflict: OnConflict = ON_CONFLICT_REJECT,
+) -> UploadsOut:
+    if _media_type(request) != "multipart/form-data":
+        raise Problem(
+            415,
+            "Unsupported media type",
+            f"send multipart/form-data with one file field per table ({', '.join(LOAD_ORDER)})",
+        )
+    _check_declared_size(request, services.settings.max_upload_bytes)
+    sinks = await receive_multipart(
+        services, request.headers["content-type"], request.stream(), fixed_table=None
+    )
+    if not sinks:
+        raise Problem(
+            422, "No files", f"the body holds no file field named {', '.join(LOAD_ORDER)}"
+        )
+    # Parents first: a child job waits only for parent uploads submitted before it.
+    sinks.sort(key=lambda s: LOAD_ORDER.index(s.table))
+    results = []
+    for sink in sinks:
+        job, created = await submit(services, sink, force=force, on_conflict=on_conflict)
+        results.append((JobOut.of(job), created))
+    _answer(response, results)
+    return UploadsOut(jobs=[job for job, _ in results])

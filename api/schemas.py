@@ -1,0 +1,143 @@
+"""Request and response models: what the API promises, with its limits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from common.jobs import Job
+
+T = TypeVar("T")
+MAX_BATCH_ROWS = 1000
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="Items matching the query, across all pages.")
+    limit: int
+    offset: int
+
+
+class JobOut(BaseModel):
+    job_id: str
+    table: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    original_name: str | None
+    content_sha256: str
+    size_bytes: int
+    bytes_done: int
+    parts: int
+    parts_done: int
+    rows_read: int
+    rows_inserted: int
+    rows_rejected: int
+    attempts: int
+    on_conflict: str
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls(
+            job_id=job.job_id,
+            table=job.table,
+            status=job.status.value,  # type: ignore[arg-type]
+            original_name=job.original_name,
+            content_sha256=job.content_sha256,
+            size_bytes=job.size_bytes,
+            bytes_done=job.bytes_done,
+            parts=job.parts,
+            parts_done=job.parts_done,
+            rows_read=job.rows_read,
+            rows_inserted=job.rows_inserted,
+            rows_rejected=job.rows_rejected,
+            attempts=job.attempts,
+            on_conflict=job.on_conflict,
+            error=job.error,
+            created_at=job.created_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            updated_at=job.updated_at,
+        )
+
+
+class UploadsOut(BaseModel):
+    jobs: list[JobOut]
+
+
+class RuleError(BaseModel):
+    column: str
+    rule: str
+    message: str
+
+
+class RejectedRowOut(BaseModel):
+    line: int = Field(description="1-based line of the file (uploads) or index in the batch.")
+    raw: str
+    errors: list[RuleError]
+    created_at: datetime
+
+
+class BatchIn(BaseModel):
+    rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_ROWS)
+
+
+class BatchRejectedOut(BaseModel):
+    index: int = Field(description="0-based position of the row in the request.")
+    row: dict[str, Any]
+    errors: list[RuleError]
+
+
+class BatchOut(BaseModel):
+    batch_id: str
+    inserted: int
+    updated: int
+    rejected: list[BatchRejectedOut]
+
+
+class HiresByQuarterRow(BaseModel):
+    department: str
+    job: str
+    Q1: int
+    Q2: int
+    Q3: int
+    Q4: int
+
+
+class HiresByQuarterOut(BaseModel):
+    year: int
+    rows: list[HiresByQuarterRow]
+
+
+class DepartmentHiresRow(BaseModel):
+    id: int
+    department: str
+    hired: int
+
+
+class DepartmentsAboveMeanOut(BaseModel):
+    year: int
+    mean: float
+    rows: list[DepartmentHiresRow]
+
+
+class DeadLetterOut(BaseModel):
+    id: str
+    job_id: str | None
+    part: int | None
+    message_id: str
+    reason: str
+    description: str
+    delivery_count: int
+    enqueued_at: datetime
+    dead_lettered_at: datetime | None
+
+
+class HealthOut(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,262 @@
+"""Stream request bodies into the blob store, raw or multipart, never holding a whole file."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+
+from api.problems import Problem
+from common.blob import BlobWriter
+from common.bootstrap import Services
+from common.errors import IngestError
+from common.jobs import Job
+from common.messages import JobMessage
+from common.planner import UploadPlanner
+from common.tables import LOAD_ORDER, table_spec
+
+
+@dataclass
+class UploadSink:
+    """One file on its way into the blob store: written in blocks, hashed and planned."""
+
+    services: Services
+    table: str
+    original_name: str | None
+    job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    planner: UploadPlanner = field(init=False)
+    writer: BlobWriter | None = field(default=None, init=False)
+    _buffer: bytearray = field(default_factory=bytearray, init=False)
+
+    def __post_init__(self) -> None:
+        self.planner = UploadPlanner(self.services.settings.part_bytes)
+
+    @property
+    def blob_name(self) -> str:
+        return f"{self.table}/{self.job_id}.csv"
+
+    async def feed(self, data: bytes) -> None:
+        if self.writer is None:
+            self.writer = await run_in_threadpool(
+                self.services.blob.open_writer,
+                self.services.settings.blob_container_name_historic,
+                self.blob_name,
+            )
+        self.planner.feed(data)
+        limit = self.services.settings.max_upload_bytes
+        if self.planner.size > limit:
+            raise Problem(
+                413,
+                "Upload too large",
+                f"the file is larger than the limit of {limit} bytes (MAX_UPLOAD_BYTES)",
+            )
+        self._buffer += data
+        if len(self._buffer) >= self.services.settings.upload_block_bytes:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._buffer and self.writer is not None:
+            block, self._buffer = bytes(self._buffer), bytearray()
+            await run_in_threadpool(self.writer.write, block)
+
+    async def commit(self) -> None:
+        if self.writer is None:  # an empty file
+            await self.feed(b"")
+        await self._flush()
+        assert self.writer is not None
+        await run_in_threadpool(
+            self.writer.commit,
+            {
+                "table": self.table,
+                "job_id": self.job_id,
+                "sha256": self.planner.sha256,
+                "original_name": self.original_name or "",
+            },
+        )
+
+    async def abort(self) -> None:
+        if self.writer is not None:
+            await run_in_threadpool(self.writer.abort)
+
+
+async def receive_raw(
+    services: Services, table: str, stream: AsyncIterator[bytes], original_name: str | None
+) -> UploadSink:
+    """Stream a raw request body into a new blob."""
+    sink = UploadSink(services, table, original_name)
+    try:
+        async for chunk in stream:
+            if chunk:
+                await sink.feed(chunk)
+        await sink.commit()
+    except BaseException:
+        await sink.abort()
+        raise
+    return sink
+
+
+class _MultipartEvents:
+    """Collects the parser's callbacks as a list of events to act on between reads."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, object]] = []
+        self._headers: dict[str, str] = {}
+        self._field = b""
+        self._value = b""
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self._begin,
+            "on_part_data": self._data,
+            "on_part_end": lambda: self.events.append(("end", None)),
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": lambda: self.events.append(("headers", dict(self._headers))),
+        }
+
+    def _begin(self) -> None:
+        self._headers = {}
+
+    def _data(self, data: bytes, start: int, end: int) -> None:
+        self.events.append(("data", bytes(data[start:end])))
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._field += data[start:end]
+
+    def _header_value(self, data: bytes, start: int, end: int) -> None:
+        self._value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._field.decode("latin-1").lower()] = self._value.decode("latin-1")
+        self._field, self._value = b"", b""
+
+    def drain(self) -> list[tuple[str, object]]:
+        events, self.events = self.events, []
+        return events
+
+
+def _boundary(content_type: str) -> bytes:
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise Problem(
+            400, "Malformed multipart body", "the multipart Content-Type header has no boundary"
+        )
+    return boundary
+
+
+async def receive_multipart(
+    services: Services, content_type: str, stream: AsyncIterator[bytes], fixed_table: str | None
+) -> list[UploadSink]:
+    """Stream every file field of a multipart body into its own blob.
+
+    With ``fixed_table`` the file comes in field ``file``; without, each file field is named
+    after its table. Other plain form fields are ignored.
+    """
+    events = _MultipartEvents()
+    parser = MultipartParser(_boundary(content_type), events.callbacks())  # type: ignore[arg-type]
+    sinks: list[UploadSink] = []
+    current: UploadSink | None = None
+    try:
+        async for chunk in stream:
+            try:
+                parser.write(chunk)
+            except Exception as exc:
+                raise Problem(400, "Malformed multipart body", str(exc)) from exc
+            for kind, value in events.drain():
+                if kind == "headers":
+                    assert isinstance(value, dict)
+                    current = _start_part(services, value, fixed_table)
+                    if current is not None:
+                        sinks.append(current)
+                elif kind == "data" and current is not None:
+                    assert isinstance(value, bytes)
+                    await current.feed(value)
+                elif kind == "end" and current is not None:
+                    await current.commit()
+                    current = None
+        parser.finalize()
+        if current is not None:
+            raise Problem(400, "Malformed multipart body", "the body ended inside a file part")
+    except BaseException:
+        for sink in sinks:
+            await sink.abort()
+            await run_in_threadpool(
+                services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
+            )
+        raise
+    return sinks
+
+
+def _start_part(
+    services: Services, headers: dict[str, str], fixed_table: str | None
+) -> UploadSink | None:
+    _, options = parse_options_header(headers.get("content-disposition", ""))
+    name = options.get(b"name", b"").decode("utf-8", "replace")
+    filename = options.get(b"filename")
+    original = filename.decode("utf-8", "replace") if filename else None
+    if fixed_table is not None:
+        if name == "file":
+            return UploadSink(services, fixed_table, original)
+        if filename is None:
+            return None
+        raise Problem(
+            422,
+            "Unexpected file field",
+            f"send the CSV in the multipart field 'file', not {name!r}",
+        )
+    try:
+        table_spec(name)
+    except IngestError:
+        if filename is None:
+            return None
+        raise Problem(
+            422,
+            "Unknown table",
+            f"multipart field {name!r} is not a table; name each file field after its "
+            f"table: {', '.join(LOAD_ORDER)}",
+        ) from None
+    return UploadSink(services, name, original)
+
+
+async def submit(
+    services: Services, sink: UploadSink, *, force: bool, on_conflict: str
+) -> tuple[Job, bool]:
+    """Create the job for a stored upload and queue its parts; reuse an identical earlier job.
+
+    Returns the job and whether it was created now.
+    """
+    jobs = services.jobs
+    if not force:
+        existing = await run_in_threadpool(jobs.find_reusable, sink.table, sink.planner.sha256)
+        if existing is not None:
+            await run_in_threadpool(
+                services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
+            )
+            return existing, False
+    job = await run_in_threadpool(
+        lambda: jobs.create(
+            job_id=sink.job_id,
+            table=sink.table,
+            content_sha256=sink.planner.sha256,
+            size_bytes=sink.planner.size,
+            original_name=sink.original_name,
+            blob_name=sink.blob_name,
+            on_conflict=on_conflict,
+            parts=sink.planner.parts(),
+        )
+    )
+    messages = [JobMessage(job.job_id, i).first_send() for i in range(job.parts)]
+    try:
+        await run_in_threadpool(services.queue.send, messages)
+    except IngestError:
+        await run_in_threadpool(jobs.delete, job.job_id)
+        await run_in_threadpool(
+            services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
+        )
+        raise
+    return job, True

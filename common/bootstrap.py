@@ -1,0 +1,70 @@
+"""Wire the adapters once, at the edge: nothing connects at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.blob import BlobStore
+from common.blob.local import LocalBlobStore
+from common.db import Database
+from common.jobs import JobStore
+from common.queue import JobQueue
+from common.queue.sql import SqlJobQueue
+from common.rejections import RejectionStore
+from common.retry import RetryPolicy
+from common.settings import Settings
+
+
+@dataclass
+class Services:
+    """Everything the API and the workers talk to, built from one :class:`Settings`."""
+
+    settings: Settings
+    db: Database
+    blob: BlobStore
+    queue: JobQueue
+    jobs: JobStore
+    rejections: RejectionStore
+    retry: RetryPolicy
+
+    def close(self) -> None:
+        self.queue.close()
+        self.db.dispose()
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    return LocalBlobStore(settings.blob_root)
+
+
+def build_queue(settings: Settings, db: Database) -> JobQueue:
+    return SqlJobQueue(
+        db,
+        settings.queue_name,
+        lock_duration_seconds=settings.lock_duration_seconds,
+        max_delivery_count=settings.max_delivery_count,
+    )
+
+
+def build_services(
+    settings: Settings,
+    *,
+    blob: BlobStore | None = None,
+    queue: JobQueue | None = None,
+    retry: RetryPolicy | None = None,
+) -> Services:
+    db = Database.from_url(settings.sqlalchemy_url)
+    blob = blob or build_blob_store(settings)
+    for container in (settings.blob_container_name_historic, settings.blob_container_name_backup):
+        blob.ensure_container(container)
+    return Services(
+        settings=settings,
+        db=db,
+        blob=blob,
+        queue=queue or build_queue(settings, db),
+        jobs=JobStore(db),
+        rejections=RejectionStore(db),
+        retry=retry
+        or RetryPolicy(
+            attempts=settings.retry_attempts, max_wait_seconds=settings.retry_max_wait_seconds
+        ),
+    )

@@ -1,0 +1,184 @@
+"""Split a block of CSV bytes into rows of text fields, one physical line per row.
+
+Each line is one record, so that a line number in an error is the line an editor shows and a
+file can be cut into parts at any newline. Lines without a double quote are split on commas by
+Arrow kernels; the few lines with quotes go through the standard ``csv`` module. A quoted field
+that would run past the end of its line is a quoting error on that line.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.errors import NotText
+from common.rows import FieldError, RawRows, Rejection
+from common.tables import TableSpec
+
+BOM = "\ufeff"
+_SNIFF_BYTES = 64 * 1024
+# Share of control bytes above which a file is taken for binary rather than text with a stray byte.
+_BINARY_CONTROL_SHARE = 0.01
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))
+
+
+def check_is_text(head: bytes) -> None:
+    """Raise :class:`NotText` if the start of a file shows it is not UTF-8 text."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise NotText("the file is UTF-16 encoded; convert it to UTF-8 and upload it again")
+    sample = head[:_SNIFF_BYTES]
+    if not sample:
+        return
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
+    if controls / len(sample) > _BINARY_CONTROL_SHARE:
+        raise NotText(
+            f"the file is not text ({controls} control bytes in its first {len(sample)} bytes); "
+            "upload a UTF-8 CSV file"
+        )
+
+
+def _reject(line: int, raw: str, rule: str, message: str) -> Rejection:
+    return Rejection(line, raw, (FieldError("row", rule, message),))
+
+
+def _decode_lines(data: bytes) -> tuple[list[str], list[int]]:
+    """Decode line by line; return the lines and the indexes of lines that are not UTF-8."""
+    lines: list[str] = []
+    bad: list[int] = []
+    for i, raw in enumerate(data.split(b"\n")):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            lines.append(raw.decode("utf-8", errors="backslashreplace"))
+            bad.append(i)
+    return lines, bad
+
+
+def split_lines(data: bytes, at_file_start: bool) -> tuple[pa.Array, list[int]]:
+    """The lines of ``data`` (without LF/CRLF) and the indexes of lines that are not UTF-8."""
+    bad: list[int] = []
+    try:
+        text = data.decode("utf-8")
+        lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
+    except UnicodeDecodeError:
+        decoded, bad = _decode_lines(data)
+        lines = pa.array(decoded, pa.large_string())
+    if data.endswith(b"\n"):
+        lines = lines.slice(0, len(lines) - 1)
+    if at_file_start and len(lines) and lines[0].as_py().startswith(BOM):
+        lines = pa.concat_arrays(
+            [pa.array([lines[0].as_py()[1:]], pa.large_string()), lines.slice(1)]
+        )
+    return pc.utf8_rtrim(lines, characters="\r"), bad
+
+
+def _split_quoted(line: str, width: int) -> list[str] | str:
+    """Fields of a line with quotes, or the reason it cannot be read."""
+    try:
+        rows = list(csv.reader([line], strict=True))
+    except csv.Error as exc:
+        return f"broken quoting: {exc}"
+    if len(rows) != 1:
+        return "broken quoting: the line does not hold exactly one record"
+    if len(rows[0]) != width:
+        return f"expected {width} fields, found {len(rows[0])}"
+    return rows[0]
+
+
+def parse_block(data: bytes, first_line: int, spec: TableSpec, at_file_start: bool) -> RawRows:
+    """Parse ``data`` (whole lines) whose first line is line number ``first_line`` of the file."""
+    lines, undecodable = split_lines(data, at_file_start)
+    width = len(spec.columns)
+    count = len(lines)
+    numbers = pa.array(range(first_line, first_line + count), pa.int64())
+    rejected: list[Rejection] = []
+
+    bad = pa.array([False] * count) if count else pa.array([], pa.bool_())
+    if undecodable:
+        mask = [False] * count
+        for i in undecodable:
+            mask[i] = True
+            rejected.append(
+                _reject(first_line + i, lines[i].as_py(), "encoding", "the line is not UTF-8 text")
+            )
+        bad = pa.array(mask)
+
+    blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
+    quoted = pc.match_substring(lines, '"')
+    fields = pc.split_pattern(lines, ",")
+    wrong_width = pc.not_equal(pc.list_value_length(fields), width)
+
+    for i in _true_indexes(pc.and_not(blank, bad)):
+        rejected.append(
+            _reject(first_line + i, lines[i].as_py(), "blank_line", "the line is empty")
+        )
+    bad = pc.or_(bad, blank)
+    for i in _true_indexes(pc.and_not(pc.and_not(wrong_width, quoted), bad)):
+        found = len(fields[i].as_py())
+        rejected.append(
+            _reject(
+                first_line + i,
+                lines[i].as_py(),
+                "field_count",
+                f"expected {width} fields, found {found}",
+            )
+        )
+    bad = pc.or_(bad, pc.and_not(wrong_width, quoted))
+
+    plain = pc.invert(pc.or_(bad, quoted))
+    plain_fields = fields.filter(plain)
+    columns = {name: pc.list_element(plain_fields, i) for i, name in enumerate(spec.column_names)}
+    result = RawRows(
+        line=numbers.filter(plain),
+        raw=pc.cast(lines.filter(plain), pa.string()),
+        fields={k: pc.cast(v, pa.string()) for k, v in columns.items()},
+        rejected=rejected,
+    )
+    quoted_ok = pc.and_not(quoted, bad)
+    if pc.any(quoted_ok).as_py():
+        _add_quoted_lines(result, lines, _true_indexes(quoted_ok), first_line, spec)
+    return result
+
+
+def _add_quoted_lines(
+    rows: RawRows, lines: pa.Array, indexes: Iterable[int], first_line: int, spec: TableSpec
+) -> None:
+    extra_lines: list[int] = []
+    extra_raw: list[str] = []
+    extra_fields: list[list[str]] = []
+    for i in indexes:
+        text = lines[i].as_py()
+        parsed = _split_quoted(text, len(spec.columns))
+        if isinstance(parsed, str):
+            rule = "field_count" if parsed.startswith("expected") else "quoting"
+            rows.rejected.append(_reject(first_line + i, text, rule, parsed))
+            continue
+        extra_lines.append(first_line + i)
+        extra_raw.append(text)
+        extra_fields.append(parsed)
+    if not extra_lines:
+        return
+    order_table = pa.table(
+        {
+            "line": pa.concat_arrays([rows.line, pa.array(extra_lines, pa.int64())]),
+            "raw": pa.concat_arrays([rows.raw, pa.array(extra_raw, pa.string())]),
+            **{
+                name: pa.concat_arrays(
+                    [rows.fields[name], pa.array([f[c] for f in extra_fields], pa.string())]
+                )
+                for c, name in enumerate(spec.column_names)
+            },
+        }
+    ).sort_by("line")
+    rows.line = order_table.column("line").combine_chunks()
+    rows.raw = order_table.column("raw").combine_chunks()
+    rows.fields = {name: order_table.column(name).combine_chunks() for name in spec.column_names}
+
+
+def _true_indexes(mask: pa.Array) -> list[int]:
+    if not pc.any(mask).as_py():
+        return []
+    return [int(i) for i in pc.indices_nonzero(mask).to_pylist()]

@@ -1,0 +1,171 @@
+"""Engine creation and the one place where driver errors become the project's errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from common.errors import ConcurrentUpdate, DatabaseUnavailable, IngestError, PermanentError
+
+# SQL Server error numbers worth another try: deadlock, throttling, failover, dropped links.
+MSSQL_TRANSIENT_CODES = frozenset(
+    {1205, 40501, 40613, 49918, 49919, 49920, 4060, 10928, 10929, 40197, 233, 10053, 10054, 10060}
+)
+# PostgreSQL SQLSTATE classes and codes worth another try.
+PG_TRANSIENT_PREFIXES = ("08", "53", "57P", "40")
+PG_UNIQUE_VIOLATION = "23505"
+
+
+def utcnow() -> datetime:
+    """Now in UTC, naive, as stored in the database."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _mssql_code(orig: BaseException) -> int | None:
+    args = getattr(orig, "args", ())
+    text = " ".join(str(a) for a in args)
+    for code in MSSQL_TRANSIENT_CODES:
+        if f"({code})" in text or f"[{code}]" in text:
+            return code
+    return None
+
+
+def translate_db_error(exc: BaseException) -> IngestError:
+    """Map a SQLAlchemy or driver error to :class:`TransientError` or :class:`PermanentError`."""
+    if isinstance(exc, IngestError):
+        return exc
+    orig = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    message = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return DatabaseUnavailable(f"database connection lost: {message}")
+    if sqlstate:
+        if sqlstate == PG_UNIQUE_VIOLATION:
+            return ConcurrentUpdate(f"another writer inserted the same key first: {message}")
+        if sqlstate.startswith(PG_TRANSIENT_PREFIXES):
+            return DatabaseUnavailable(f"database temporarily unavailable: {message}")
+        return PermanentError(f"database error: {message}")
+    if _mssql_code(orig) is not None:
+        return DatabaseUnavailable(f"database temporarily unavailable: {message}")
+    if isinstance(exc, sa_exc.IntegrityError):
+        if "UNIQUE" in message.upper() or "PRIMARY KEY" in message.upper():
+            return ConcurrentUpdate(f"another writer inserted the same key first: {message}")
+        return PermanentError(f"database error: {message}")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.TimeoutError):
+        return DatabaseUnavailable(f"database temporarily unavailable: {message}")
+    if type(orig).__name__ in ("OperationalError", "InterfaceError"):
+        return DatabaseUnavailable(f"database temporarily unavailable: {message}")
+    if isinstance(exc, ConnectionError | TimeoutError | OSError):
+        return DatabaseUnavailable(f"database unreachable: {message}")
+    return PermanentError(f"database error: {message}")
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [sa_exc.SQLAlchemyError, sqlite3.Error]
+    try:
+        import psycopg
+
+        errors.append(psycopg.Error)
+    except ImportError:  # pragma: no cover - psycopg is a dependency
+        pass
+    try:
+        import pyodbc  # type: ignore[import-not-found,unused-ignore]
+
+        errors.append(pyodbc.Error)
+    except ImportError:
+        pass
+    return tuple(errors)
+
+
+DRIVER_ERRORS = _driver_errors()
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event decide between DEFERRED and IMMEDIATE.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings each dialect needs to behave the same."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
+        _sqlite_setup(engine)
+        return engine
+    if backend == "postgresql":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+    if backend == "mssql":
+        kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("fast_executemany", True)
+        return create_engine(url, **kwargs)
+    raise PermanentError(
+        f"unsupported database {backend!r} in DATABASE_URL; "
+        "use sqlite://, postgresql+psycopg:// or mssql+pyodbc://"
+    )
+
+
+class Database:
+    """An engine plus transactions that speak the project's errors."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Database:
+        return cls(make_engine(url, **kwargs))
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction."""
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except DRIVER_ERRORS as exc:
+            raise translate_db_error(exc) from exc
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock up front to avoid upgrades."""
+        try:
+            with self.engine.connect() as conn:
+                if self.dialect == "sqlite":
+                    conn.execution_options(sqlite_begin="IMMEDIATE")
+                with conn.begin():
+                    yield conn
+        except DRIVER_ERRORS as exc:
+            raise translate_db_error(exc) from exc
+
+    def ping(self) -> None:
+        from sqlalchemy import text
+
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,462 @@
+"""Jobs and their parts: creation, status, counters, leases and checkpoints.
+
+A job is one uploaded file; a part is a byte range of it, cut at a newline, that one worker
+ingests. Each part keeps a checkpoint (next byte offset, next line number, counters) that
+advances in the same transaction as the rows it accounts for. A part is worked on by the holder
+of its lease only; the lease is renewed with every commit and by the worker's lock renewer, so
+a redelivered or duplicated message never works on a part that is alive elsewhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, case, func, select, update
+
+from common.db import Database, utcnow
+from common.errors import LeaseLost, UnknownJob
+from common.schema import ingest_jobs as jobs_t
+from common.schema import job_parts as parts_t
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PartStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class PartPlan:
+    """A byte range ``[start, end)`` of the file whose first line is line ``first_line``."""
+
+    start: int
+    end: int
+    first_line: int
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    seq: int
+    table: str
+    status: JobStatus
+    content_sha256: str
+    size_bytes: int
+    original_name: str | None
+    blob_name: str
+    on_conflict: str
+    attempts: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    parts: int
+    parts_done: int
+    rows_read: int
+    rows_inserted: int
+    rows_rejected: int
+    bytes_done: int
+
+
+@dataclass(frozen=True)
+class Part:
+    job_id: str
+    part_no: int
+    start_offset: int
+    end_offset: int
+    next_offset: int
+    next_line: int
+    status: PartStatus
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What one committed batch adds to its part."""
+
+    next_offset: int
+    next_line: int
+    rows_read: int
+    rows_inserted: int
+    rows_rejected: int
+
+
+_part_totals = (
+    select(
+        parts_t.c.job_id.label("p_job_id"),
+        func.count().label("parts"),
+        func.sum(case((parts_t.c.status == PartStatus.DONE.value, 1), else_=0)).label("parts_done"),
+        func.sum(parts_t.c.rows_read).label("rows_read"),
+        func.sum(parts_t.c.rows_inserted).label("rows_inserted"),
+        func.sum(parts_t.c.rows_rejected).label("rows_rejected"),
+        func.sum(parts_t.c.next_offset - parts_t.c.start_offset).label("bytes_done"),
+    )
+    .group_by(parts_t.c.job_id)
+    .subquery()
+)
+
+
+def _job_query() -> Any:
+    return select(jobs_t, _part_totals).join(
+        _part_totals, _part_totals.c.p_job_id == jobs_t.c.job_id, isouter=True
+    )
+
+
+def _job_from_row(row: Any) -> Job:
+    m = row._mapping
+    return Job(
+        job_id=m["job_id"],
+        seq=m["seq"],
+        table=m["table_name"],
+        status=JobStatus(m["status"]),
+        content_sha256=m["content_sha256"],
+        size_bytes=m["size_bytes"],
+        original_name=m["original_name"],
+        blob_name=m["blob_name"],
+        on_conflict=m["on_conflict"],
+        attempts=m["attempts"],
+        error=m["error"],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        updated_at=m["updated_at"],
+        parts=int(m["parts"] or 0),
+        parts_done=int(m["parts_done"] or 0),
+        rows_read=int(m["rows_read"] or 0),
+        rows_inserted=int(m["rows_inserted"] or 0),
+        rows_rejected=int(m["rows_rejected"] or 0),
+        bytes_done=int(m["bytes_done"] or 0),
+    )
+
+
+class JobStore:
+    """Reads and writes jobs and parts. Methods taking ``conn`` join the caller's transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # --- creation and queries -------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        job_id: str,
+        table: str,
+        content_sha256: str,
+        size_bytes: int,
+        original_name: str | None,
+        blob_name: str,
+        on_conflict: str,
+        parts: list[PartPlan],
+    ) -> Job:
+        now = utcnow()
+        with self.db.write() as conn:
+            conn.execute(
+                jobs_t.insert().values(
+                    job_id=job_id,
+                    table_name=table,
+                    status=JobStatus.QUEUED.value,
+                    content_sha256=content_sha256,
+                    size_bytes=size_bytes,
+                    original_name=original_name,
+                    blob_name=blob_name,
+                    on_conflict=on_conflict,
+                    attempts=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            conn.execute(
+                parts_t.insert(),
+                [
+                    {
+                        "job_id": job_id,
+                        "part_no": i,
+                        "start_offset": p.start,
+                        "end_offset": p.end,
+                        "first_line": p.first_line,
+                        "next_offset": p.start,
+                        "next_line": p.first_line,
+                        "rows_read": 0,
+                        "rows_inserted": 0,
+                        "rows_rejected": 0,
+                        "status": PartStatus.PENDING.value,
+                        "updated_at": now,
+                    }
+                    for i, p in enumerate(parts)
+                ],
+            )
+        return self.get(job_id)
+
+    def delete(self, job_id: str) -> None:
+        """Remove a job that was never queued (its message could not be sent)."""
+        with self.db.write() as conn:
+            conn.execute(parts_t.delete().where(parts_t.c.job_id == job_id))
+            conn.execute(jobs_t.delete().where(jobs_t.c.job_id == job_id))
+
+    def get(self, job_id: str) -> Job:
+        with self.db.read() as conn:
+            row = conn.execute(_job_query().where(jobs_t.c.job_id == job_id)).first()
+        if row is None:
+            raise UnknownJob(f"no job with id {job_id!r}")
+        return _job_from_row(row)
+
+    def find_reusable(self, table: str, content_sha256: str) -> Job | None:
+        """The newest job that loaded (or is loading) the same content into the same table."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                _job_query()
+                .where(
+                    jobs_t.c.table_name == table,
+                    jobs_t.c.content_sha256 == content_sha256,
+                    jobs_t.c.status != JobStatus.FAILED.value,
+                )
+                .order_by(jobs_t.c.seq.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else _job_from_row(row)
+
+    def list(
+        self, limit: int, offset: int, status: str | None = None, table: str | None = None
+    ) -> tuple[list[Job], int]:
+        filters = []
+        if status:
+            filters.append(jobs_t.c.status == status)
+        if table:
+            filters.append(jobs_t.c.table_name == table)
+        with self.db.read() as conn:
+            rows = conn.execute(
+                _job_query()
+                .where(*filters)
+                .order_by(jobs_t.c.seq.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            total = conn.execute(
+                select(func.count()).select_from(jobs_t).where(*filters)
+            ).scalar_one()
+        return [_job_from_row(r) for r in rows], int(total)
+
+    def parts(self, job_id: str) -> list[Part]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(parts_t).where(parts_t.c.job_id == job_id).order_by(parts_t.c.part_no)
+            ).all()
+        return [
+            Part(
+                r.job_id,
+                r.part_no,
+                r.start_offset,
+                r.end_offset,
+                r.next_offset,
+                r.next_line,
+                PartStatus(r.status),
+            )
+            for r in rows
+        ]
+
+    def unfinished_parents(self, job: Job, parent_tables: tuple[str, ...]) -> int:
+        """How many uploads of ``parent_tables`` submitted before ``job`` have not finished."""
+        if not parent_tables:
+            return 0
+        with self.db.read() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(jobs_t)
+                    .where(
+                        jobs_t.c.seq < job.seq,
+                        jobs_t.c.table_name.in_(parent_tables),
+                        jobs_t.c.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+                    )
+                ).scalar_one()
+            )
+
+    # --- leases and checkpoints -----------------------------------------------------------
+
+    def acquire(
+        self, job_id: str, part_no: int, owner: str, lease_seconds: float, attempt: int
+    ) -> Part | datetime:
+        """Take the part's lease. Returns the part, or when another holder's lease ends."""
+        now = utcnow()
+        with self.db.write() as conn:
+            row = conn.execute(
+                select(parts_t).where(parts_t.c.job_id == job_id, parts_t.c.part_no == part_no)
+            ).first()
+            if row is None:
+                raise UnknownJob(f"job {job_id!r} has no part {part_no}")
+            if (
+                row.status == PartStatus.PENDING.value
+                and row.lease_owner not in (None, owner)
+                and row.lease_until is not None
+                and row.lease_until > now
+            ):
+                held_until: datetime = row.lease_until
+                return held_until
+            if row.status == PartStatus.PENDING.value:
+                conn.execute(
+                    update(parts_t)
+                    .where(parts_t.c.job_id == job_id, parts_t.c.part_no == part_no)
+                    .values(
+                        lease_owner=owner,
+                        lease_until=now + timedelta(seconds=lease_seconds),
+                        updated_at=now,
+                    )
+                )
+                conn.execute(
+                    update(jobs_t)
+                    .where(jobs_t.c.job_id == job_id)
+                    .values(
+                        status=JobStatus.RUNNING.value,
+                        started_at=func.coalesce(jobs_t.c.started_at, now),
+                        updated_at=now,
+                    )
+                    .where(jobs_t.c.status == JobStatus.QUEUED.value)
+                )
+                conn.execute(
+                    update(jobs_t)
+                    .where(jobs_t.c.job_id == job_id, jobs_t.c.attempts < attempt)
+                    .values(attempts=attempt, updated_at=now)
+                )
+        return Part(
+            row.job_id,
+            row.part_no,
+            row.start_offset,
+            row.end_offset,
+            row.next_offset,
+            row.next_line,
+            PartStatus(row.status),
+        )
+
+    def renew(self, job_id: str, part_no: int, owner: str, lease_seconds: float) -> bool:
+        """Extend the lease if ``owner`` still holds it."""
+        now = utcnow()
+        with self.db.write() as conn:
+            return (
+                conn.execute(
+                    update(parts_t)
+                    .where(
+                        parts_t.c.job_id == job_id,
+                        parts_t.c.part_no == part_no,
+                        parts_t.c.lease_owner == owner,
+                    )
+                    .values(lease_until=now + timedelta(seconds=lease_seconds))
+                ).rowcount
+                == 1
+            )
+
+    def release(self, job_id: str, part_no: int, owner: str) -> None:
+        """Give the lease up so that the next delivery can start at once."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(parts_t)
+                .where(
+                    parts_t.c.job_id == job_id,
+                    parts_t.c.part_no == part_no,
+                    parts_t.c.lease_owner == owner,
+                )
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    def advance(
+        self,
+        conn: Connection,
+        part: Part,
+        owner: str,
+        expected_offset: int,
+        progress: Progress,
+        lease_seconds: float,
+    ) -> bool:
+        """Move the part's checkpoint, in the caller's transaction, if ``owner`` holds the lease
+        and nobody moved it since ``expected_offset``. Returns whether the part is now done.
+        Raises :class:`LeaseLost` otherwise, which rolls the batch back."""
+        now = utcnow()
+        done = progress.next_offset >= part.end_offset
+        moved = conn.execute(
+            update(parts_t)
+            .where(
+                parts_t.c.job_id == part.job_id,
+                parts_t.c.part_no == part.part_no,
+                parts_t.c.lease_owner == owner,
+                parts_t.c.next_offset == expected_offset,
+                parts_t.c.status == PartStatus.PENDING.value,
+            )
+            .values(
+                next_offset=progress.next_offset,
+                next_line=progress.next_line,
+                rows_read=parts_t.c.rows_read + progress.rows_read,
+                rows_inserted=parts_t.c.rows_inserted + progress.rows_inserted,
+                rows_rejected=parts_t.c.rows_rejected + progress.rows_rejected,
+                status=PartStatus.DONE.value if done else PartStatus.PENDING.value,
+                lease_until=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+        ).rowcount
+        if moved != 1:
+            raise LeaseLost(
+                f"part {part.part_no} of job {part.job_id} was taken over by another worker"
+            )
+        if done:
+            self._finish_if_complete(conn, part.job_id, now)
+        return done
+
+    def _finish_if_complete(self, conn: Connection, job_id: str, now: datetime) -> None:
+        # Locking the job row first serialises parts finishing at the same moment.
+        conn.execute(update(jobs_t).where(jobs_t.c.job_id == job_id).values(updated_at=now))
+        open_parts = conn.execute(
+            select(func.count())
+            .select_from(parts_t)
+            .where(parts_t.c.job_id == job_id, parts_t.c.status != PartStatus.DONE.value)
+        ).scalar_one()
+        if open_parts == 0:
+            conn.execute(
+                update(jobs_t)
+                .where(jobs_t.c.job_id == job_id, jobs_t.c.status != JobStatus.FAILED.value)
+                .values(status=JobStatus.SUCCEEDED.value, finished_at=now, error=None)
+            )
+
+    # --- failure and replay ---------------------------------------------------------------
+
+    def mark_failed(self, job_id: str, error: str) -> None:
+        now = utcnow()
+        with self.db.write() as conn:
+            conn.execute(
+                update(jobs_t)
+                .where(jobs_t.c.job_id == job_id)
+                .values(status=JobStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
+            )
+            conn.execute(
+                update(parts_t)
+                .where(parts_t.c.job_id == job_id, parts_t.c.status == PartStatus.PENDING.value)
+                .values(
+                    status=PartStatus.FAILED.value,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            )
+
+    def requeue(self, job_id: str) -> None:
+        """Put a failed job back to ``queued``; its parts resume from their checkpoints."""
+        now = utcnow()
+        with self.db.write() as conn:
+            conn.execute(
+                update(parts_t)
+                .where(parts_t.c.job_id == job_id, parts_t.c.status == PartStatus.FAILED.value)
+                .values(status=PartStatus.PENDING.value, updated_at=now)
+            )
+            conn.execute(
+                update(jobs_t)
+                .where(jobs_t.c.job_id == job_id, jobs_t.c.status != JobStatus.SUCCEEDED.value)
+                .values(status=JobStatus.QUEUED.value, error=None, finished_at=None, updated_at=now)
+            )

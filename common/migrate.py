@@ -1,0 +1,91 @@
+"""Create or upgrade the schema to the newest migration, safely from several processes at once."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+from common.db import Database
+from common.settings import Settings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same in every process of the service.
+_PG_LOCK_KEY = 7_406_118_512
+
+
+def _config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(_config_without_connection())
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def _config_without_connection() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def current_revision(db: Database) -> str | None:
+    with db.engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(db: Database) -> None:
+    """Bring the schema to head; concurrent callers wait for each other on a database lock."""
+    with db.engine.connect() as conn:
+        if db.dialect == "postgresql":
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+            conn.commit()
+        elif db.dialect == "mssql":
+            conn.execute(
+                text(
+                    "EXEC sp_getapplock @Resource = 'ingest-migrations', "
+                    "@LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 600000"
+                )
+            )
+            conn.commit()
+        elif db.dialect == "sqlite":
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+        try:
+            command.upgrade(_config(conn), "head")
+            conn.commit()
+        finally:
+            if db.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+                conn.commit()
+            elif db.dialect == "mssql":
+                conn.execute(
+                    text(
+                        "EXEC sp_releaseapplock @Resource = 'ingest-migrations', "
+                        "@LockOwner = 'Session'"
+                    )
+                )
+                conn.commit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Create or upgrade the database schema.")
+    parser.parse_args()
+    settings = Settings()
+    db = Database.from_url(settings.sqlalchemy_url)
+    upgrade(db)
+    print(f"schema at revision {current_revision(db)}")
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""Watches an upload stream go by: size, SHA-256, and where to cut it into parts at newlines."""
+
+from __future__ import annotations
+
+import hashlib
+
+from common.jobs import PartPlan
+
+
+class UploadPlanner:
+    """Feed it the bytes of a file in order; it cuts parts of about ``part_bytes`` each."""
+
+    def __init__(self, part_bytes: int) -> None:
+        self._part_bytes = part_bytes
+        self._sha = hashlib.sha256()
+        self.size = 0
+        self._lines = 0  # newlines seen so far
+        self._part_start = 0
+        self._part_first_line = 1
+        self._parts: list[PartPlan] = []
+        self.head = b""
+
+    def feed(self, data: bytes) -> None:
+        if len(self.head) < 64 * 1024:
+            self.head += data[: 64 * 1024 - len(self.head)]
+        self._sha.update(data)
+        start = self.size
+        cut_from = self._part_start + self._part_bytes
+        while cut_from < start + len(data):
+            newline = data.find(b"\n", max(0, cut_from - start))
+            if newline < 0:
+                break
+            cut = start + newline + 1
+            first_line = self._part_first_line
+            lines_before = self._lines + data.count(b"\n", 0, newline + 1)
+            self._parts.append(PartPlan(self._part_start, cut, first_line))
+            self._part_start = cut
+            self._part_first_line = lines_before + 1
+            cut_from = cut + self._part_bytes
+        self._lines += data.count(b"\n")
+        self.size += len(data)
+
+    @property
+    def sha256(self) -> str:
+        return self._sha.hexdigest()
+
+    def parts(self) -> list[PartPlan]:
+        """The parts of everything fed so far; the last part runs to the end of the file."""
+        tail = [PartPlan(self._part_start, self.size, self._part_first_line)]
+        if self._parts and self._part_start == self.size:
+            tail = []
+        return [*self._parts, *tail]

@@ -1,0 +1,104 @@
+"""The job queue port, with Azure Service Bus semantics.
+
+Messages are received with peek-lock: a received message stays in the queue, invisible to other
+receivers, until its lock expires or the receiver settles it. Each receive counts a delivery;
+a message received when its delivery count has already reached the maximum is moved to the
+dead-letter queue instead (reason ``MaxDeliveryCountExceeded``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+MAX_DELIVERY_REASON = "MaxDeliveryCountExceeded"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message to send. ``message_id`` lets the broker drop an accidental second send;
+    ``scheduled_at`` (UTC) keeps the message invisible until then."""
+
+    body: bytes
+    message_id: str
+    scheduled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedMessage:
+    """A locked message. ``handle`` belongs to the adapter that returned it."""
+
+    message_id: str
+    body: bytes
+    delivery_count: int
+    sequence_number: int
+    enqueued_at: datetime
+    locked_until: datetime
+    lock_token: str
+    handle: Any = None
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A message in the dead-letter queue; ``id`` names it for resubmit and purge."""
+
+    id: str
+    message_id: str
+    body: bytes
+    reason: str
+    description: str
+    delivery_count: int
+    enqueued_at: datetime
+    dead_lettered_at: datetime | None
+
+
+class JobQueue(Protocol):
+    """A peek-lock queue with scheduled messages and a dead-letter queue.
+
+    Adapters raise :class:`QueueUnavailable` when the broker cannot be reached, :class:`LockLost`
+    when settling or renewing a message whose lock has expired, and :class:`MessageNotFound` for a
+    dead letter that is not there.
+    """
+
+    max_delivery_count: int
+    lock_duration_seconds: float
+
+    def send(self, messages: list[OutgoingMessage]) -> None:
+        """Enqueue ``messages`` (all or none where the broker allows)."""
+
+    def receive(self, max_wait_seconds: float) -> ReceivedMessage | None:
+        """Lock and return the next visible message, waiting up to ``max_wait_seconds``."""
+
+    def renew_lock(self, message: ReceivedMessage) -> datetime:
+        """Extend the lock by the lock duration; return the new expiry (UTC)."""
+
+    def complete(self, message: ReceivedMessage) -> None:
+        """Remove the message for good."""
+
+    def abandon(self, message: ReceivedMessage) -> None:
+        """Release the lock so that the message is delivered again."""
+
+    def dead_letter(self, message: ReceivedMessage, reason: str, description: str) -> None:
+        """Move the message to the dead-letter queue with a reason and a description."""
+
+    def list_dead_letters(self, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
+        """A page of dead letters, oldest first, and how many there are in all."""
+
+    def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        """One dead letter by id."""
+
+    def resubmit_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        """Send the dead letter's body back to the queue (fresh delivery count); remove it."""
+
+    def purge_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        """Remove a dead letter for good; return what was removed."""
+
+    def active_count(self) -> int:
+        """Messages waiting or locked in the queue (not dead letters)."""
+
+    def ping(self) -> None:
+        """Raise :class:`QueueUnavailable` unless the broker answers."""
+
+    def close(self) -> None:
+        """Release connections."""

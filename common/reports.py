@@ -1,0 +1,98 @@
+"""The two reports, as portable SQL over the year's range so the datetime index serves both."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, case, func, select
+
+from common.db import Database
+from common.schema import data_tables
+
+_hired = data_tables["hired_employees"]
+_departments = data_tables["departments"]
+_jobs = data_tables["jobs"]
+
+
+@dataclass(frozen=True)
+class QuarterRow:
+    department: str
+    job: str
+    Q1: int
+    Q2: int
+    Q3: int
+    Q4: int
+
+
+@dataclass(frozen=True)
+class DepartmentHires:
+    id: int
+    department: str
+    hired: int
+
+
+def _year_bounds(year: int) -> tuple[datetime, datetime]:
+    return datetime(year, 1, 1), datetime(year + 1, 1, 1)
+
+
+def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
+    """Hires per department and job in each quarter of ``year`` (UTC), ordered by name."""
+    start, end = _year_bounds(year)
+    quarters = [datetime(year, m, 1) for m in (1, 4, 7, 10)] + [end]
+    counts = [
+        func.sum(
+            case(
+                (and_(_hired.c.datetime >= quarters[q], _hired.c.datetime < quarters[q + 1]), 1),
+                else_=0,
+            )
+        ).label(f"Q{q + 1}")
+        for q in range(4)
+    ]
+    query = (
+        select(_departments.c.department, _jobs.c.job, *counts)
+        .select_from(_hired)
+        .join(_departments, _departments.c.id == _hired.c.department_id)
+        .join(_jobs, _jobs.c.id == _hired.c.job_id)
+        .where(_hired.c.datetime >= start, _hired.c.datetime < end)
+        .group_by(_departments.c.id, _departments.c.department, _jobs.c.id, _jobs.c.job)
+        .order_by(
+            func.lower(_departments.c.department),
+            func.lower(_jobs.c.job),
+            _departments.c.department,
+            _jobs.c.job,
+            _departments.c.id,
+            _jobs.c.id,
+        )
+    )
+    with db.read() as conn:
+        return [
+            QuarterRow(r.department, r.job, int(r.Q1), int(r.Q2), int(r.Q3), int(r.Q4))
+            for r in conn.execute(query)
+        ]
+
+
+def departments_above_mean(db: Database, year: int) -> tuple[float, list[DepartmentHires]]:
+    """Departments that hired more than the mean of hires per department in ``year``.
+
+    The mean is over every department in the table, counting those that hired nobody as zero.
+    """
+    start, end = _year_bounds(year)
+    per_department = (
+        select(_hired.c.department_id, func.count().label("hired"))
+        .where(_hired.c.datetime >= start, _hired.c.datetime < end)
+        .group_by(_hired.c.department_id)
+        .subquery()
+    )
+    query = select(
+        _departments.c.id,
+        _departments.c.department,
+        func.coalesce(per_department.c.hired, 0).label("hired"),
+    ).join(per_department, per_department.c.department_id == _departments.c.id, isouter=True)
+    with db.read() as conn:
+        rows = [DepartmentHires(r.id, r.department, int(r.hired)) for r in conn.execute(query)]
+    if not rows or not any(r.hired for r in rows):
+        return 0.0, []
+    mean = sum(r.hired for r in rows) / len(rows)
+    above = sorted((r for r in rows if r.hired > mean), key=lambda r: (-r.hired, r.id))
+    return mean, above

@@ -1,0 +1,79 @@
+"""The shapes rows take between parsing, validation and the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One broken rule: the column (or ``"row"``), the rule's name and a sentence for people."""
+
+    column: str
+    rule: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"column": self.column, "rule": self.rule, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row that was not inserted: its line (uploads) or index (batches), raw text and errors."""
+
+    line: int
+    raw: str
+    errors: tuple[FieldError, ...]
+
+    def errors_json(self) -> str:
+        return orjson.dumps([e.as_dict() for e in self.errors]).decode()
+
+
+@dataclass
+class RawRows:
+    """Rows split into text fields, not yet validated.
+
+    ``line`` holds each row's line number (uploads) or index (batches), ``raw`` its original
+    text, and ``fields`` one string column per table column. Rows that could not even be split
+    are already in ``rejected``.
+    """
+
+    line: pa.Array
+    raw: pa.Array
+    fields: dict[str, pa.Array]
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.line)
+
+    @classmethod
+    def empty(cls, column_names: tuple[str, ...]) -> RawRows:
+        return cls(
+            line=pa.array([], pa.int64()),
+            raw=pa.array([], pa.string()),
+            fields={name: pa.array([], pa.string()) for name in column_names},
+        )
+
+
+@dataclass
+class ValidRows:
+    """Rows that passed every rule that can be checked without the database.
+
+    ``table`` has the columns ``line``, ``raw`` and the table's columns with their final types
+    (int64 ids, trimmed strings, naive UTC timestamps), ordered by ``line``.
+    """
+
+    table: pa.Table
+    rejected: list[Rejection]
+
+    @property
+    def valid_count(self) -> int:
+        return int(self.table.num_rows)
+
+
+def json_raw(row: Any) -> str:
+    return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode()

@@ -1,0 +1,131 @@
+"""SQLAlchemy Core tables: the three data tables and the service's own bookkeeping.
+
+Times are stored as naive UTC ``DateTime`` so that SQLite, PostgreSQL and SQL Server agree.
+The migrations under ``common/migrations`` create exactly these; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+
+from common.tables import TABLES, Kind, TableSpec
+
+metadata = MetaData()
+
+# INTEGER PRIMARY KEY is SQLite's rowid: 64-bit and the fastest key it has.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _data_table(spec: TableSpec) -> Table:
+    columns: list[Column[object]] = []
+    for col in spec.columns:
+        if col.kind is Kind.ID:
+            columns.append(Column(col.name, Id, primary_key=True, autoincrement=False))
+        elif col.kind is Kind.TEXT:
+            columns.append(Column(col.name, String(255), nullable=False))
+        elif col.kind is Kind.DATETIME:
+            columns.append(Column(col.name, DateTime(), nullable=False))
+        else:
+            columns.append(Column(col.name, Id, ForeignKey(f"{col.references}.id"), nullable=False))
+    return Table(spec.name, metadata, *columns)
+
+
+data_tables: dict[str, Table] = {name: _data_table(spec) for name, spec in TABLES.items()}
+
+# Covers both reports: a range scan on the year reads department and job from the index.
+Index(
+    "ix_hired_employees_datetime_dept_job",
+    data_tables["hired_employees"].c.datetime,
+    data_tables["hired_employees"].c.department_id,
+    data_tables["hired_employees"].c.job_id,
+)
+
+ingest_jobs = Table(
+    "ingest_jobs",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False, unique=True),
+    Column("table_name", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("original_name", String(255)),
+    Column("blob_name", String(255), nullable=False),
+    Column("on_conflict", String(8), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_ingest_jobs_table_sha", "table_name", "content_sha256"),
+    Index("ix_ingest_jobs_status_table", "status", "table_name"),
+)
+
+job_parts = Table(
+    "job_parts",
+    metadata,
+    Column("job_id", String(36), ForeignKey("ingest_jobs.job_id"), nullable=False),
+    Column("part_no", Integer, nullable=False),
+    Column("start_offset", BigInteger, nullable=False),
+    Column("end_offset", BigInteger, nullable=False),
+    Column("first_line", BigInteger, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("next_line", BigInteger, nullable=False),
+    Column("rows_read", BigInteger, nullable=False, default=0),
+    Column("rows_inserted", BigInteger, nullable=False, default=0),
+    Column("rows_rejected", BigInteger, nullable=False, default=0),
+    Column("status", String(16), nullable=False),
+    Column("lease_owner", String(36)),
+    Column("lease_until", DateTime),
+    Column("updated_at", DateTime, nullable=False),
+    PrimaryKeyConstraint("job_id", "part_no"),
+)
+
+rejected_rows = Table(
+    "rejected_rows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("table_name", String(32), nullable=False),
+    Column("job_id", String(36)),
+    Column("batch_id", String(36)),
+    Column("line", BigInteger, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("errors", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_rejected_rows_job_line", "job_id", "line"),
+    Index("ix_rejected_rows_batch", "batch_id"),
+)
+
+queue_messages = Table(
+    "queue_messages",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("queue", String(64), nullable=False),
+    Column("message_id", String(128), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("enqueued_at", DateTime, nullable=False),
+    Column("visible_at", DateTime, nullable=False),
+    Column("lock_token", String(36)),
+    Column("locked_until", DateTime),
+    Column("delivery_count", Integer, nullable=False, default=0),
+    Column("dead_lettered", Boolean, nullable=False, default=False),
+    Column("dead_letter_reason", Text),
+    Column("dead_letter_description", Text),
+    Column("dead_lettered_at", DateTime),
+    Index("ix_queue_messages_ready", "queue", "dead_lettered", "visible_at"),
+)

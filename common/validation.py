@@ -1,0 +1,201 @@
+"""The data rules that need no database, applied to whole columns at once.
+
+Every rule yields a boolean mask per column; only the rows that fail get Python objects built
+for them, so a clean block costs a handful of Arrow kernel calls whatever its size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from common.rows import FieldError, RawRows, Rejection, ValidRows
+from common.tables import MAX_TEXT_LENGTH, Kind, TableSpec
+
+# Up to 18 significant digits keeps every id inside a signed 64-bit integer on every database.
+MAX_ID_DIGITS = 18
+_INTEGER = r"^[+-]?[0-9]+$"
+_POSITIVE = r"^\+?0*[1-9][0-9]*$"
+_IN_RANGE = rf"^\+?0*[1-9][0-9]{{0,{MAX_ID_DIGITS - 1}}}$"
+_ISO_WITH_ZONE = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+    r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+)
+_ISO_WITHOUT_ZONE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
+UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
+STORED_TIMESTAMP = pa.timestamp("us")
+
+
+class _Column:
+    """Failures found so far in one column: a mask per rule, in the order rules were checked."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.failed = pa.array([False] * size, pa.bool_())
+        self.checks: list[tuple[pa.Array, str, Callable[[int], str]]] = []
+
+    def check(self, failing: pa.Array, rule: str, message: Callable[[int], str]) -> None:
+        """Record ``rule`` for rows failing it that broke no earlier rule of this column."""
+        new = pc.fill_null(pc.and_not(failing, self.failed), False)
+        if pc.any(new).as_py():
+            self.checks.append((new, rule, message))
+            self.failed = pc.or_(self.failed, new)
+
+
+def _id_column(col: _Column, text: pa.Array, label: str) -> pa.Array:
+    col.check(
+        pc.invert(pc.match_substring_regex(text, _INTEGER)),
+        "not_integer",
+        lambda _i: f"{label} must be a whole number",
+    )
+    col.check(
+        pc.invert(pc.match_substring_regex(text, _POSITIVE)),
+        "not_positive",
+        lambda _i: f"{label} must be greater than zero",
+    )
+    col.check(
+        pc.invert(pc.match_substring_regex(text, _IN_RANGE)),
+        "out_of_range",
+        lambda _i: f"{label} must have at most {MAX_ID_DIGITS} digits",
+    )
+    safe = pc.if_else(col.failed, pa.scalar("0"), pc.utf8_ltrim(text, characters="+"))
+    return pc.cast(safe, pa.int64())
+
+
+def _text_column(col: _Column, text: pa.Array) -> pa.Array:
+    col.check(
+        pc.greater(pc.utf8_length(text), MAX_TEXT_LENGTH),
+        "too_long",
+        lambda _i: f"{col.name} must be at most {MAX_TEXT_LENGTH} characters",
+    )
+    col.check(
+        pc.match_substring_regex(text, r"[\x00-\x08\x0b\x0c\x0e-\x1f]"),
+        "invalid_character",
+        lambda _i: f"{col.name} contains a control character",
+    )
+    return text
+
+
+def _datetime_column(col: _Column, text: pa.Array) -> pa.Array:
+    well_formed = pc.match_substring_regex(text, _ISO_WITH_ZONE)
+    no_zone = pc.match_substring_regex(text, _ISO_WITHOUT_ZONE)
+    col.check(
+        pc.and_not(no_zone, well_formed),
+        "missing_timezone",
+        lambda _i: f"{col.name} needs a time zone (Z or an offset such as +02:00)",
+    )
+    col.check(
+        pc.invert(well_formed),
+        "not_iso8601",
+        lambda _i: f"{col.name} must be an ISO 8601 date and time, like 2021-07-27T16:02:08Z",
+    )
+    candidates = pc.if_else(col.failed, pa.scalar("1970-01-01T00:00:00Z"), text)
+    try:
+        parsed = pc.cast(candidates, UTC_TIMESTAMP)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        parsed = _parse_one_by_one(candidates)
+        col.check(
+            pc.is_null(parsed),
+            "invalid_datetime",
+            lambda _i: f"{col.name} is not a real date and time",
+        )
+        parsed = pc.fill_null(parsed, pa.scalar(0, UTC_TIMESTAMP))
+    return pc.cast(parsed, STORED_TIMESTAMP)
+
+
+def _parse_one_by_one(text: pa.Array) -> pa.Array:
+    """Slow path for a block with an impossible date: one value at a time, null on failure."""
+    out: list[datetime | None] = []
+    for value in text.to_pylist():
+        try:
+            parsed = datetime.fromisoformat(value.replace("z", "Z"))
+            out.append(parsed.astimezone(UTC) if parsed.tzinfo else None)
+        except (ValueError, OverflowError):
+            out.append(None)
+    return pa.array(out, UTC_TIMESTAMP)
+
+
+def validate(spec: TableSpec, rows: RawRows) -> ValidRows:
+    """Apply the rules that need no database; keep good rows typed, explain the bad ones."""
+    size = len(rows)
+    checked: dict[str, _Column] = {}
+    typed: dict[str, pa.Array] = {}
+    for column in spec.columns:
+        text = pc.utf8_trim_whitespace(rows.fields[column.name])
+        col = _Column(column.name, size)
+        col.check(
+            pc.equal(pc.utf8_length(text), 0),
+            "required",
+            lambda _i, n=column.name: f"{n} is required",
+        )
+        if column.kind in (Kind.ID, Kind.REF):
+            typed[column.name] = _id_column(col, text, column.name)
+        elif column.kind is Kind.TEXT:
+            typed[column.name] = _text_column(col, text)
+        else:
+            typed[column.name] = _datetime_column(col, text)
+        checked[column.name] = col
+
+    failed = pa.array([False] * size, pa.bool_())
+    for col in checked.values():
+        failed = pc.or_(failed, col.failed)
+
+    rejected = list(rows.rejected)
+    if pc.any(failed).as_py():
+        rejected.extend(_explain(rows, checked, failed))
+    keep = pc.invert(failed)
+    table = pa.table(
+        {"line": rows.line.filter(keep), "raw": rows.raw.filter(keep)}
+        | {name: arr.filter(keep) for name, arr in typed.items()}
+    )
+    table, duplicates = _first_of_each_id(table, spec)
+    rejected.extend(duplicates)
+    rejected.sort(key=lambda r: r.line)
+    return ValidRows(table=table, rejected=rejected)
+
+
+def _explain(rows: RawRows, checked: Mapping[str, _Column], failed: pa.Array) -> list[Rejection]:
+    indexes = pc.indices_nonzero(failed).to_pylist()
+    errors: dict[int, list[FieldError]] = {i: [] for i in indexes}
+    for col in checked.values():
+        for mask, rule, message in col.checks:
+            for i in pc.indices_nonzero(mask).to_pylist():
+                errors[i].append(FieldError(col.name, rule, message(i)))
+    line = rows.line.to_pylist()
+    raw = rows.raw
+    return [Rejection(line[i], raw[i].as_py(), tuple(errors[i])) for i in indexes]
+
+
+def _first_of_each_id(table: pa.Table, spec: TableSpec) -> tuple[pa.Table, list[Rejection]]:
+    """Keep the first row of each id in the block; later ones are duplicates."""
+    if table.num_rows < 2:
+        return table, []
+    id_name = spec.columns[0].name
+    ids = table.column(id_name)
+    if pc.count_distinct(ids).as_py() == table.num_rows:
+        return table, []
+    first = (
+        table.select([id_name, "line"])
+        .group_by(id_name)
+        .aggregate([("line", "min")])
+        .column("line_min")
+    )
+    is_first = pc.is_in(table.column("line"), value_set=first)
+    dup = table.filter(pc.invert(is_first))
+    rejected = [
+        Rejection(
+            line,
+            raw,
+            (FieldError(id_name, "duplicate_id", f"id {ident} appears earlier in the same input"),),
+        )
+        for line, raw, ident in zip(
+            dup.column("line").to_pylist(),
+            dup.column("raw").to_pylist(),
+            dup.column(id_name).to_pylist(),
+            strict=True,
+        )
+    ]
+    return table.filter(is_first), rejected

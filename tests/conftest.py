@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common.bootstrap import Services, build_services
+from common.db import Database
+from common.migrate import upgrade
+from common.retry import RetryPolicy
+from common.settings import Settings
+from tests.support.services import postgres_database
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_DATA = REPO / "sample_data"
+
+# Every fast test's worker settings: short locks and no real waiting between retries.
+FAST = {
+    "lock_duration_seconds": 5.0,
+    "receive_wait_seconds": 0.2,
+    "dependency_wait_seconds": 0.2,
+    "transient_backoff_seconds": 0.0,
+    "transient_backoff_max_seconds": 0.0,
+}
+NO_WAIT_RETRY = RetryPolicy(attempts=3, initial_wait_seconds=0, max_wait_seconds=0)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ingest.db'}"
+        db = Database.from_url(url)
+        upgrade(db)
+        db.dispose()
+        yield url
+    else:
+        with postgres_database() as url:
+            db = Database.from_url(url)
+            upgrade(db)
+            db.dispose()
+            yield url
+
+
+def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, **{**FAST, **overrides}
+    )
+
+
+@pytest.fixture
+def services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    built = build_services(make_settings(tmp_path, database_url), retry=NO_WAIT_RETRY)
+    yield built
+    built.close()

@@ -1,0 +1,82 @@
+"""One fixture per port, parametrised over every implementation of it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from common.blob import BlobStore
+from common.blob.local import LocalBlobStore
+from common.db import Database
+from common.migrate import upgrade
+from common.queue import JobQueue
+from common.queue.sql import SqlJobQueue
+from tests.support.services import postgres_database
+
+QueueFactory = Callable[[float, int], JobQueue]
+
+
+@contextmanager
+def _sql_queues(url: str) -> Iterator[QueueFactory]:
+    db = Database.from_url(url)
+    upgrade(db)
+    try:
+        yield lambda lock, max_deliveries: SqlJobQueue(
+            db, f"q-{uuid.uuid4().hex[:8]}", lock, max_deliveries
+        )
+    finally:
+        db.dispose()
+
+
+@contextmanager
+def _sqlite_queues(tmp_path: Path) -> Iterator[QueueFactory]:
+    with _sql_queues(f"sqlite:///{tmp_path / 'queue.db'}") as factory:
+        yield factory
+
+
+@contextmanager
+def _postgres_queues(_tmp_path: Path) -> Iterator[QueueFactory]:
+    with postgres_database() as url, _sql_queues(url) as factory:
+        yield factory
+
+
+QUEUE_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[QueueFactory]]] = {
+    "sqlite": _sqlite_queues,
+    "postgresql": _postgres_queues,
+}
+
+
+@pytest.fixture(params=sorted(QUEUE_BACKENDS))
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueFactory]:
+    """Call with (lock_duration_seconds, max_delivery_count) for a new, empty queue."""
+    made: list[JobQueue] = []
+    with QUEUE_BACKENDS[request.param](tmp_path) as factory:
+
+        def build(lock: float = 5.0, max_deliveries: int = 10) -> JobQueue:
+            queue = factory(lock, max_deliveries)
+            made.append(queue)
+            return queue
+
+        yield build
+        for queue in made:
+            queue.close()
+
+
+@contextmanager
+def _local_blobs(tmp_path: Path) -> Iterator[BlobStore]:
+    yield LocalBlobStore(tmp_path / "blobs")
+
+
+BLOB_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BlobStore]]] = {
+    "local": _local_blobs,
+}
+
+
+@pytest.fixture(params=sorted(BLOB_BACKENDS))
+def blob_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    with BLOB_BACKENDS[request.param](tmp_path) as store:
+        yield store

@@ -1,0 +1,233 @@
+"""The job queue contract: every implementation behaves like Azure Service Bus peek-lock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+
+from common.db import utcnow
+from common.errors import LockLost, MessageNotFound
+from common.queue import MAX_DELIVERY_REASON, OutgoingMessage
+from tests.contract.conftest import QueueFactory
+
+
+def msg(body: bytes, message_id: str | None = None) -> OutgoingMessage:
+    return OutgoingMessage(body, message_id or body.decode())
+
+
+def test_a_sent_message_is_received_locked_and_hidden_from_others(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(b"one")])
+
+    first = queue.receive(5)
+
+    assert first is not None
+    assert (first.body, first.message_id, first.delivery_count) == (b"one", "one", 1)
+    assert first.locked_until > utcnow()
+    assert queue.receive(0.3) is None
+    assert queue.active_count() == 1
+
+
+def test_messages_come_out_in_the_order_they_were_sent(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(b"a"), msg(b"b")])
+    queue.send([msg(b"c")])
+
+    bodies = []
+    for _ in range(3):
+        received = queue.receive(5)
+        assert received is not None
+        bodies.append(received.body)
+        queue.complete(received)
+
+    assert bodies == [b"a", b"b", b"c"]
+
+
+def test_completing_removes_the_message_for_good(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(b"done")])
+    received = queue.receive(5)
+    assert received is not None
+
+    queue.complete(received)
+
+    assert queue.receive(0.3) is None
+    assert queue.active_count() == 0
+    with pytest.raises(LockLost):
+        queue.complete(received)
+
+
+def test_abandoning_delivers_again_with_a_higher_delivery_count(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(b"again")])
+    first = queue.receive(5)
+    assert first is not None
+
+    queue.abandon(first)
+    second = queue.receive(5)
+
+    assert second is not None
+    assert second.body == b"again"
+    assert second.delivery_count == 2
+    with pytest.raises(LockLost):
+        queue.complete(first)
+    queue.complete(second)
+
+
+def test_an_expired_lock_redelivers_and_the_old_lock_cannot_settle(make_queue: QueueFactory) -> None:
+    queue = make_queue(lock=1.0)
+    queue.send([msg(b"slow")])
+    first = queue.receive(5)
+    assert first is not None
+
+    time.sleep(1.3)
+    second = queue.receive(5)
+
+    assert second is not None
+    assert second.delivery_count == 2
+    with pytest.raises(LockLost):
+        queue.complete(first)
+    queue.complete(second)
+    assert queue.receive(0.3) is None
+
+
+def test_renewing_the_lock_keeps_the_message_hidden(make_queue: QueueFactory) -> None:
+    queue = make_queue(lock=1.0)
+    queue.send([msg(b"long")])
+    received = queue.receive(5)
+    assert received is not None
+
+    for _ in range(3):
+        time.sleep(0.5)
+        assert queue.renew_lock(received) > utcnow()
+        assert queue.receive(0.1) is None
+
+    queue.complete(received)
+    assert queue.active_count() == 0
+
+
+def test_dead_lettering_keeps_reason_and_description(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(b"poison")])
+    received = queue.receive(5)
+    assert received is not None
+
+    queue.dead_letter(received, "MalformedMessage", "body is not JSON")
+
+    assert queue.receive(0.3) is None
+    letters, total = queue.list_dead_letters(limit=10, offset=0)
+    assert total == 1
+    [letter] = letters
+    assert (letter.body, letter.reason, letter.description) == (
+        b"poison",
+        "MalformedMessage",
+        "body is not JSON",
+    )
+    assert letter.message_id == "poison"
+    assert letter.delivery_count == 1
+    assert queue.get_dead_letter(letter.id).reason == "MalformedMessage"
+
+
+def test_reaching_the_max_delivery_count_dead_letters(make_queue: QueueFactory) -> None:
+    queue = make_queue(max_deliveries=2)
+    queue.send([msg(b"flaky")])
+    for attempt in (1, 2):
+        received = queue.receive(5)
+        assert received is not None
+        assert received.delivery_count == attempt
+        queue.abandon(received)
+
+    assert queue.receive(0.5) is None
+    letters, total = queue.list_dead_letters(limit=10, offset=0)
+    assert total == 1
+    assert letters[0].reason == MAX_DELIVERY_REASON
+    assert letters[0].body == b"flaky"
+
+
+def test_a_scheduled_message_stays_invisible_until_its_time(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([OutgoingMessage(b"later", "later", utcnow() + timedelta(seconds=1.5))])
+
+    assert queue.receive(0.5) is None
+    received = queue.receive(5)
+
+    assert received is not None
+    assert received.body == b"later"
+
+
+def test_a_resubmitted_dead_letter_is_delivered_afresh(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(b"retry-me")])
+    received = queue.receive(5)
+    assert received is not None
+    queue.dead_letter(received, "Broken", "fixed since")
+    [letter], _ = queue.list_dead_letters(10, 0)
+
+    queue.resubmit_dead_letter(letter.id)
+
+    again = queue.receive(5)
+    assert again is not None
+    assert again.body == b"retry-me"
+    assert again.delivery_count == 1
+    assert queue.list_dead_letters(10, 0) == ([], 0)
+    queue.complete(again)
+
+
+def test_purging_a_dead_letter_removes_it(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(b"gone")])
+    received = queue.receive(5)
+    assert received is not None
+    queue.dead_letter(received, "Broken", "never mind")
+    [letter], _ = queue.list_dead_letters(10, 0)
+
+    purged = queue.purge_dead_letter(letter.id)
+
+    assert purged.body == b"gone"
+    assert queue.list_dead_letters(10, 0) == ([], 0)
+    with pytest.raises(MessageNotFound):
+        queue.get_dead_letter(letter.id)
+    with pytest.raises(MessageNotFound):
+        queue.resubmit_dead_letter(letter.id)
+
+
+def test_dead_letters_page_with_a_total(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(f"m{i}".encode()) for i in range(5)])
+    for _ in range(5):
+        received = queue.receive(5)
+        assert received is not None
+        queue.dead_letter(received, "Broken", received.body.decode())
+
+    page, total = queue.list_dead_letters(limit=2, offset=2)
+
+    assert total == 5
+    assert [letter.body for letter in page] == [b"m2", b"m3"]
+
+
+def test_concurrent_receivers_never_share_a_message(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    count = 40
+    queue.send([msg(f"m{i}".encode()) for i in range(count)])
+    seen: list[bytes] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while True:
+            received = queue.receive(0.5)
+            if received is None:
+                return
+            with lock:
+                seen.append(received.body)
+            queue.complete(received)
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sorted(seen) == sorted(f"m{i}".encode() for i in range(count))

@@ -1,0 +1,171 @@
+"""The consumer loop: receive, process, and settle every outcome in one place."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import structlog
+
+from common.bootstrap import Services
+from common.errors import IngestError, LeaseLost, LockLost, PermanentError
+from common.jobs import JobStatus
+from common.messages import JobMessage
+from common.queue import MAX_DELIVERY_REASON, ReceivedMessage
+from worker.pipeline import Done, Interrupted, Outcome, PartIngestor, WaitUntil
+from worker.renewer import LockRenewer
+
+log = structlog.get_logger("ingest.worker")
+
+_RECONCILE_EVERY_SECONDS = 30.0
+
+
+class Consumer:
+    """Takes job messages off the queue until ``stop`` is set."""
+
+    def __init__(self, services: Services, owner: str, stop: threading.Event) -> None:
+        self.services = services
+        self.queue = services.queue
+        self.stop = stop
+        self.ingestor = PartIngestor(services, owner, stop)
+        self._last_reconcile = 0.0
+
+    def run(self) -> None:
+        log.info("worker started", queue=self.services.settings.queue_name)
+        while not self.stop.is_set():
+            self.run_once()
+        log.info("worker stopped")
+
+    def run_once(self) -> bool:
+        """Receive and process at most one message; return whether one was processed."""
+        self._reconcile_if_due()
+        try:
+            message = self.queue.receive(self.services.settings.receive_wait_seconds)
+        except IngestError as exc:
+            log.warning("cannot receive from the queue", error=str(exc))
+            self.stop.wait(self.services.settings.receive_wait_seconds)
+            return False
+        if message is None:
+            return False
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(
+            message_id=message.message_id, attempt=message.delivery_count
+        )
+        try:
+            self.process(message)
+        finally:
+            structlog.contextvars.clear_contextvars()
+        return True
+
+    def process(self, message: ReceivedMessage) -> None:
+        job: JobMessage | None = None
+        outcome: Outcome | BaseException
+        try:
+            job = JobMessage.decode(message.body)
+            structlog.contextvars.bind_contextvars(job_id=job.job_id, part=job.part)
+            interval = max(0.05, self.queue.lock_duration_seconds / 3)
+            with LockRenewer(
+                self.queue, message, interval, lambda: self.ingestor.renew_lease(job)
+            ) as renewer:
+                outcome = self.ingestor.handle(job, message.delivery_count, renewer.lost)
+        except Exception as exc:
+            outcome = exc
+        self.settle(message, job, outcome)
+
+    def settle(
+        self, message: ReceivedMessage, job: JobMessage | None, outcome: Outcome | BaseException
+    ) -> None:
+        """The one place that turns an outcome into complete, abandon or dead-letter."""
+        try:
+            if isinstance(outcome, Done):
+                self.queue.complete(message)
+                log.info("message completed", note=outcome.note)
+            elif isinstance(outcome, WaitUntil):
+                assert job is not None
+                self.queue.send([job.later_send(outcome.at, "wait")])
+                self.queue.complete(message)
+                log.info("message rescheduled", until=outcome.at.isoformat(), why=outcome.why)
+            elif isinstance(outcome, LeaseLost):
+                self.queue.complete(message)
+                log.warning("part taken over by another worker", error=str(outcome))
+            elif isinstance(outcome, Interrupted):
+                self._abandon(message, job, str(outcome), backoff=False)
+            elif isinstance(outcome, PermanentError):
+                self._dead_letter(message, job, outcome.reason, str(outcome))
+            elif message.delivery_count >= self.queue.max_delivery_count:
+                self._dead_letter(
+                    message,
+                    job,
+                    MAX_DELIVERY_REASON,
+                    f"failed on all {message.delivery_count} deliveries; last error: "
+                    f"{_describe(outcome)}",
+                )
+            else:
+                self._abandon(message, job, _describe(outcome), backoff=True)
+                if not isinstance(outcome, IngestError):
+                    log.error("unexpected error", exc_info=outcome)
+        except LockLost as exc:
+            log.warning("could not settle: lock lost", error=str(exc))
+        except IngestError as exc:
+            log.error("could not settle; the message will be delivered again", error=str(exc))
+
+    def _abandon(
+        self, message: ReceivedMessage, job: JobMessage | None, why: str, *, backoff: bool
+    ) -> None:
+        if job is not None:
+            self._quietly(lambda: self.ingestor.release(job))
+        if backoff:
+            settings = self.services.settings
+            delay = min(
+                settings.transient_backoff_seconds * 2 ** (message.delivery_count - 1),
+                settings.transient_backoff_max_seconds,
+            )
+            log.warning("delivery failed; handing the message back", error=why, after=delay)
+            # Hold the message (its lock is good for a while) so a short outage costs no delivery.
+            self.stop.wait(min(delay, self.queue.lock_duration_seconds * 0.8))
+        self.queue.abandon(message)
+        log.info("message abandoned", error=why)
+
+    def _dead_letter(
+        self, message: ReceivedMessage, job: JobMessage | None, reason: str, description: str
+    ) -> None:
+        self.queue.dead_letter(message, reason, description)
+        log.error("message dead-lettered", reason=reason, description=description)
+        if job is not None:
+            self._quietly(
+                lambda: self.services.jobs.mark_failed(job.job_id, f"{reason}: {description}")
+            )
+
+    def _quietly(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except IngestError as exc:
+            log.warning("bookkeeping failed", error=str(exc))
+
+    def _reconcile_if_due(self) -> None:
+        """Mark failed the jobs whose messages the broker dead-lettered on its own."""
+        now = time.monotonic()
+        if now - self._last_reconcile < _RECONCILE_EVERY_SECONDS:
+            return
+        self._last_reconcile = now
+        try:
+            letters, _ = self.queue.list_dead_letters(limit=100, offset=0)
+            for letter in letters:
+                try:
+                    job = JobMessage.decode(letter.body)
+                    current = self.services.jobs.get(job.job_id)
+                except PermanentError:
+                    continue
+                if current.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                    self.services.jobs.mark_failed(
+                        job.job_id, f"{letter.reason}: {letter.description}"
+                    )
+        except IngestError as exc:
+            log.warning("dead-letter reconciliation failed", error=str(exc))
+
+
+def _describe(exc: BaseException | Outcome) -> str:
+    if isinstance(exc, IngestError):
+        return f"{exc.reason}: {exc}"
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,165 @@
+"""Ingest one part of one job: read → parse → validate → write, one transaction per block."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from common.blocks import Block, line_blocks
+from common.bootstrap import Services
+from common.csvparse import check_is_text, parse_block
+from common.db import utcnow
+from common.errors import IngestError
+from common.ingest import Committed, write_rows
+from common.jobs import Job, JobStatus, Part, PartStatus, Progress
+from common.messages import JobMessage
+from common.rejections import log_rejections
+from common.rows import FieldError, RawRows, Rejection, ValidRows
+from common.tables import TableSpec, table_spec
+from common.validation import validate
+
+log = structlog.get_logger("ingest.worker")
+
+_HEAD_BYTES = 64 * 1024
+
+
+class Interrupted(IngestError):
+    """The worker is shutting down; the part resumes from its checkpoint on the next delivery."""
+
+    reason = "Interrupted"
+
+
+@dataclass(frozen=True)
+class Done:
+    """The message's work is finished (or was already): complete it."""
+
+    note: str
+
+
+@dataclass(frozen=True)
+class WaitUntil:
+    """Not yet: send the message again for ``at`` and complete this delivery."""
+
+    at: datetime
+    why: str
+
+
+Outcome = Done | WaitUntil
+
+
+class PartIngestor:
+    """Handles job messages for one worker process."""
+
+    def __init__(self, services: Services, owner: str, stop: threading.Event) -> None:
+        self.services = services
+        self.owner = owner
+        self.stop = stop
+        self._leased: JobMessage | None = None
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.services.queue.lock_duration_seconds
+
+    def handle(self, message: JobMessage, delivery_count: int, cancel: threading.Event) -> Outcome:
+        jobs = self.services.jobs
+        job = jobs.get(message.job_id)
+        spec = table_spec(job.table)
+        structlog.contextvars.bind_contextvars(table=job.table)
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return Done(f"job already {job.status.value}")
+        waiting = jobs.unfinished_parents(job, spec.parents)
+        if waiting:
+            return WaitUntil(
+                utcnow() + timedelta(seconds=self.services.settings.dependency_wait_seconds),
+                f"waiting for {waiting} earlier upload(s) of {' and '.join(spec.parents)}",
+            )
+        part = jobs.acquire(
+            job.job_id, message.part, self.owner, self.lease_seconds, delivery_count
+        )
+        if isinstance(part, datetime):
+            return WaitUntil(part + timedelta(seconds=1), "another worker holds this part")
+        if part.status is not PartStatus.PENDING:
+            return Done(f"part already {part.status.value}")
+        self._ingest(job, spec, part, cancel)
+        return Done("part ingested")
+
+    def renew_lease(self, message: JobMessage) -> bool:
+        return self.services.jobs.renew(
+            message.job_id, message.part, self.owner, self.lease_seconds
+        )
+
+    def release(self, message: JobMessage) -> None:
+        self.services.jobs.release(message.job_id, message.part, self.owner)
+
+    def _ingest(self, job: Job, spec: TableSpec, part: Part, cancel: threading.Event) -> None:
+        blob = self.services.blob
+        container = self.services.settings.blob_container_name_historic
+        offset, line = part.next_offset, part.next_line
+        if offset == 0 and part.end_offset > 0:
+            check_is_text(b"".join(blob.read_range(container, job.blob_name, 0, _HEAD_BYTES)))
+        log.info("part started", offset=offset, line=line, end=part.end_offset)
+        if offset >= part.end_offset:
+            self._commit(job, spec, part, offset, Block(offset, offset, b"", 0), line)
+            return
+        chunks = blob.read_range(
+            container,
+            job.blob_name,
+            offset,
+            part.end_offset,
+            chunk_size=self.services.settings.upload_block_bytes,
+        )
+        for block in line_blocks(chunks, offset, self.services.settings.chunk_bytes):
+            if self.stop.is_set() or cancel.is_set():
+                raise Interrupted(f"stopped at byte {offset}, line {line}")
+            self._commit(job, spec, part, offset, block, line)
+            offset, line = block.end, line + block.lines
+        log.info("part finished", offset=offset, line=line)
+
+    def _commit(
+        self, job: Job, spec: TableSpec, part: Part, offset: int, block: Block, line: int
+    ) -> None:
+        rows = _validated(spec, block, line)
+        jobs = self.services.jobs
+
+        def transaction() -> Committed:
+            with self.services.db.write() as conn:
+                committed = write_rows(conn, spec, rows, job.on_conflict, job_id=job.job_id)
+                progress = Progress(
+                    next_offset=block.end,
+                    next_line=line + block.lines,
+                    rows_read=committed.read,
+                    rows_inserted=committed.inserted + committed.updated,
+                    rows_rejected=len(committed.rejected),
+                )
+                jobs.advance(conn, part, self.owner, offset, progress, self.lease_seconds)
+            return committed
+
+        committed = self.services.retry.call(transaction)
+        log.info(
+            "block committed",
+            offset=block.offset,
+            end=block.end,
+            first_line=line,
+            rows_read=committed.read,
+            rows_inserted=committed.inserted,
+            rows_updated=committed.updated,
+            rows_rejected=len(committed.rejected),
+        )
+        log_rejections(committed.rejected)
+
+
+def _validated(spec: TableSpec, block: Block, line: int) -> ValidRows:
+    if block.oversized:
+        raw = block.data.decode("utf-8", errors="backslashreplace")
+        rejection = Rejection(
+            line,
+            raw,
+            (FieldError("row", "line_too_long", f"the line is {block.end - block.offset} bytes"),),
+        )
+        rows = RawRows.empty(spec.column_names)
+        rows.rejected.append(rejection)
+        return validate(spec, rows)
+    return validate(spec, parse_block(block.data, line, spec, at_file_start=block.offset == 0))
