@@ -6,11 +6,11 @@ import uvicorn
 
 from api.app import create_app
 from common.logging import configure_logging
-from common.settings import Settings
+from common.settings import load_settings
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     uvicorn.run(
         create_app(settings),

@@ -33,10 +33,20 @@ class Services:
 
 
 def build_blob_store(settings: Settings) -> BlobStore:
+    """Azure Blob Storage when configured, else the local folder."""
+    if settings.blob_backend == "azure":
+        from common.blob.azure import AzureBlobStore
+
+        return AzureBlobStore.from_settings(settings)
     return LocalBlobStore(settings.blob_root)
 
 
 def build_queue(settings: Settings, db: Database) -> JobQueue:
+    """Azure Service Bus when configured, else the queue table in the database."""
+    if settings.queue_backend == "servicebus":
+        from common.queue.servicebus import ServiceBusJobQueue
+
+        return ServiceBusJobQueue.from_settings(settings)
     return SqlJobQueue(
         db,
         settings.queue_name,

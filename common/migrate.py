@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from common.db import Database
-from common.settings import Settings
+from common.settings import load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of the service.
@@ -80,7 +80,7 @@ def upgrade(db: Database) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Create or upgrade the database schema.")
     parser.parse_args()
-    settings = Settings()
+    settings = load_settings()
     db = Database.from_url(settings.sqlalchemy_url)
     upgrade(db)
     print(f"schema at revision {current_revision(db)}")

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from urllib.parse import quote_plus
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_SCHEMES = ("sqlite", "postgresql", "mssql")
+MSSQL_DRIVER = "ODBC Driver 18 for SQL Server"
 
 
 class Settings(BaseSettings):
@@ -16,9 +21,22 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; default: SQLite file under DATA_DIR."
     )
 
+    db_server: str | None = Field(default=None, description="Azure SQL server host name.")
+    db_name: str | None = None
+    db_user: str | None = None
+    db_password: SecretStr | None = None
+
+    azure_storage_connection_string: SecretStr | None = None
+    azure_storage_account_url: str | None = Field(
+        default=None, description="https://<account>.blob.core.windows.net, with managed identity."
+    )
     blob_container_name_historic: str = "historic"
     blob_container_name_backup: str = "backup"
 
+    servicebus_connection_string: SecretStr | None = None
+    servicebus_fully_qualified_namespace: str | None = Field(
+        default=None, description="<namespace>.servicebus.windows.net, with managed identity."
+    )
     queue_name: str = Field(default="ingest-jobs", alias="SERVICEBUS_QUEUE_NAME")
     lock_duration_seconds: float = Field(default=60.0, gt=0)
     max_delivery_count: int = Field(default=10, ge=1)
@@ -57,21 +75,85 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check(self) -> Settings:
         url = self.database_url
-        if url is not None and "://" not in url:
+        if url is not None:
+            scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+            if scheme not in SUPPORTED_SCHEMES:
+                raise ValueError(
+                    f"DATABASE_URL {url.split('://')[0]!r} is not a supported database URL; "
+                    "set it like postgresql+psycopg://user@host:5432/db, "
+                    "mssql+pyodbc://user:password@server/db?driver=ODBC+Driver+18+for+SQL+Server "
+                    "or sqlite:///path/to/file.db"
+                )
+        db_parts = {
+            "DB_SERVER": self.db_server,
+            "DB_NAME": self.db_name,
+            "DB_USER": self.db_user,
+            "DB_PASSWORD": self.db_password,
+        }
+        given = [k for k, v in db_parts.items() if v]
+        if given and url:
+            raise ValueError(f"set either DATABASE_URL or {', '.join(given)}, not both")
+        if given and len(given) != len(db_parts):
+            missing = [k for k in db_parts if k not in given]
+            raise ValueError(f"{', '.join(given)} set without {', '.join(missing)}; set all four")
+        if (
+            "queue_name" in self.model_fields_set
+            and not self.servicebus_connection_string
+            and not self.servicebus_fully_qualified_namespace
+        ):
             raise ValueError(
-                f"DATABASE_URL {url!r} is not a SQLAlchemy URL; set it like "
-                "postgresql+psycopg://user@host:5432/db or sqlite:///path/to/file.db"
+                "SERVICEBUS_QUEUE_NAME is set but no Service Bus is: set "
+                "SERVICEBUS_CONNECTION_STRING or SERVICEBUS_FULLY_QUALIFIED_NAMESPACE too"
+            )
+        if self.servicebus_connection_string and self.servicebus_fully_qualified_namespace:
+            raise ValueError(
+                "set either SERVICEBUS_CONNECTION_STRING or SERVICEBUS_FULLY_QUALIFIED_NAMESPACE"
+            )
+        if self.azure_storage_connection_string and self.azure_storage_account_url:
+            raise ValueError(
+                "set either AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL"
             )
         return self
 
     @property
     def sqlalchemy_url(self) -> str:
-        """The database URL in use: DATABASE_URL, or the embedded SQLite file."""
+        """The database URL in use: DATABASE_URL, one built from DB_*, or the SQLite file."""
         if self.database_url:
             return self.database_url
+        if self.db_server and self.db_name and self.db_user and self.db_password:
+            password = quote_plus(self.db_password.get_secret_value())
+            return (
+                f"mssql+pyodbc://{quote_plus(self.db_user)}:{password}@{self.db_server}:1433/"
+                f"{quote_plus(self.db_name)}?driver={quote_plus(MSSQL_DRIVER)}"
+                "&Encrypt=yes&TrustServerCertificate=no"
+            )
         return f"sqlite:///{(self.data_dir / 'ingest.db').resolve()}"
+
+    @property
+    def blob_backend(self) -> str:
+        """``azure`` when Azure Storage is configured, else ``local``."""
+        if self.azure_storage_connection_string or self.azure_storage_account_url:
+            return "azure"
+        return "local"
+
+    @property
+    def queue_backend(self) -> str:
+        """``servicebus`` when Service Bus is configured, else ``sql`` (the queue table)."""
+        if self.servicebus_connection_string or self.servicebus_fully_qualified_namespace:
+            return "servicebus"
+        return "sql"
 
     @property
     def blob_root(self) -> Path:
         """Folder of the embedded blob store."""
         return self.data_dir / "blobs"
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; an impossible configuration exits with one sentence."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        print(f"configuration error: {messages}", file=sys.stderr)
+        raise SystemExit(2) from None

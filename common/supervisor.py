@@ -17,7 +17,7 @@ import structlog
 from common.db import Database
 from common.logging import configure_logging
 from common.migrate import current_revision, upgrade
-from common.settings import Settings
+from common.settings import load_settings
 
 log = structlog.get_logger("ingest.supervisor")
 
@@ -43,7 +43,7 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     db = Database.from_url(settings.sqlalchemy_url)
     upgrade(db)

@@ -50,9 +50,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:
-    return Settings(
-        data_dir=tmp_path / "data", database_url=database_url, **{**FAST, **overrides}
-    )
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, **{**FAST, **overrides})
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import structlog
 from common.bootstrap import Services, build_services
 from common.logging import configure_logging
 from common.migrate import upgrade
-from common.settings import Settings
+from common.settings import load_settings
 from worker.consumer import Consumer
 
 log = structlog.get_logger("ingest.worker")
@@ -26,7 +26,7 @@ def build_consumer(services: Services, stop: threading.Event) -> Consumer:
 
 
 def main() -> None:
-    settings = Settings()
+    settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
     stop = threading.Event()
 

@@ -10,7 +10,9 @@ from common.errors import BlobNotFound
 C = "historic"
 
 
-def write(store: BlobStore, name: str, *blocks: bytes, metadata: dict[str, str] | None = None) -> None:
+def write(
+    store: BlobStore, name: str, *blocks: bytes, metadata: dict[str, str] | None = None
+) -> None:
     writer = store.open_writer(C, name)
     for block in blocks:
         writer.write(block)

@@ -77,7 +77,9 @@ def test_abandoning_delivers_again_with_a_higher_delivery_count(make_queue: Queu
     queue.complete(second)
 
 
-def test_an_expired_lock_redelivers_and_the_old_lock_cannot_settle(make_queue: QueueFactory) -> None:
+def test_an_expired_lock_redelivers_and_the_old_lock_cannot_settle(
+    make_queue: QueueFactory,
+) -> None:
     queue = make_queue(lock=1.0)
     queue.send([msg(b"slow")])
     first = queue.receive(5)
