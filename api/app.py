@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from api.problems import install_problem_handlers
 from api.routes import dead_letters, health, jobs, reports, tables, uploads
@@ -40,7 +39,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     install_problem_handlers(app)
     for module in (uploads, jobs, tables, reports, dead_letters, health):

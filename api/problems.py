@@ -21,6 +21,10 @@ from common.errors import (
 
 log = structlog.get_logger("ingest.api")
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_RESPONSE: dict[str, Any] = {
+    "description": "A problem document (RFC 9457)",
+    "content": {PROBLEM_JSON: {}},
+}
 RETRY_AFTER_SECONDS = 5
 
 
@@ -86,7 +90,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
-        return problem_response(request, exc.status_code, title, detail, exc.headers)
+        headers = dict(exc.headers) if exc.headers else None
+        return problem_response(request, exc.status_code, title, detail, headers)
 
     @app.exception_handler(IngestError)
     async def _ingest(request: Request, exc: IngestError) -> JSONResponse:

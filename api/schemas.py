@@ -46,7 +46,7 @@ class JobOut(BaseModel):
         return cls(
             job_id=job.job_id,
             table=job.table,
-            status=job.status.value,  # type: ignore[arg-type]
+            status=job.status.value,
             original_name=job.original_name,
             content_sha256=job.content_sha256,
             size_bytes=job.size_bytes,

@@ -226,7 +226,7 @@ class JobStore:
             ).first()
         return None if row is None else _job_from_row(row)
 
-    def list(
+    def page(
         self, limit: int, offset: int, status: str | None = None, table: str | None = None
     ) -> tuple[list[Job], int]:
         filters = []

@@ -6,6 +6,7 @@ the rest. Everything runs inside the caller's transaction.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,10 +17,9 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     MetaData,
-    String,
     Table,
+    Unicode,
     and_,
     delete,
     exists,
@@ -31,8 +31,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.schema import CreateTable
 
+from common.odbc_bulk import load_staging
 from common.rows import FieldError, Rejection, ValidRows
-from common.schema import data_tables
+from common.schema import Timestamp, data_tables
 from common.tables import Kind, TableSpec
 
 ON_CONFLICT_REJECT = "reject"
@@ -59,9 +60,9 @@ def staging_table(spec: TableSpec, dialect: str) -> Table:
     columns: list[Column[Any]] = [Column("line", BigInteger, nullable=False)]
     for col in spec.columns:
         if col.kind is Kind.TEXT:
-            columns.append(Column(col.name, String(255)))
+            columns.append(Column(col.name, Unicode(255)))
         elif col.kind is Kind.DATETIME:
-            columns.append(Column(col.name, DateTime))
+            columns.append(Column(col.name, Timestamp))
         else:
             columns.append(Column(col.name, BigInteger))
     options: dict[str, Any] = {}
@@ -114,10 +115,6 @@ def _insert_sqlite(conn: Connection, stage: Table, table: pa.Table) -> None:
     )
 
 
-def _insert_generic(conn: Connection, stage: Table, table: pa.Table) -> None:
-    conn.execute(insert(stage), table.to_pylist())
-
-
 def _fill_stage(conn: Connection, stage: Table, table: pa.Table) -> None:
     dialect = conn.dialect.name
     if dialect == "postgresql":
@@ -126,8 +123,7 @@ def _fill_stage(conn: Connection, stage: Table, table: pa.Table) -> None:
         conn.execute(delete(stage))
         _insert_sqlite(conn, stage, table)
     else:
-        conn.exec_driver_sql(f"TRUNCATE TABLE {stage.name}")
-        _insert_generic(conn, stage, table)
+        load_staging(conn.connection.driver_connection, stage.name, table)
 
 
 def load_rows(
@@ -196,7 +192,10 @@ def load_rows(
 
 
 def _refusals(
-    rows: ValidRows, spec: TableSpec, refused: list[Any], parent_checks: list[tuple[str, str, Any]]
+    rows: ValidRows,
+    spec: TableSpec,
+    refused: Sequence[Any],
+    parent_checks: list[tuple[str, str, Any]],
 ) -> list[Rejection]:
     if not refused:
         return []

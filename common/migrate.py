@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import io
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from common.db import Database
@@ -26,17 +26,14 @@ def _config(conn: Connection) -> Config:
     return cfg
 
 
-def head_revision() -> str:
-    script = ScriptDirectory.from_config(_config_without_connection())
-    head = script.get_current_head()
-    assert head is not None
-    return head
-
-
-def _config_without_connection() -> Config:
-    cfg = Config()
+def offline_sql(url: str) -> str:
+    """The DDL the migrations would run on the database at ``url``, without connecting."""
+    buffer = io.StringIO()
+    cfg = Config(output_buffer=buffer)
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    return cfg
+    cfg.set_main_option("sqlalchemy.url", url)
+    command.upgrade(cfg, "head", sql=True)
+    return buffer.getvalue()
 
 
 def current_revision(db: Database) -> str | None:

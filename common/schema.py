@@ -19,8 +19,10 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
-    Text,
+    Unicode,
+    UnicodeText,
 )
+from sqlalchemy.dialects import mssql
 
 from common.tables import TABLES, Kind, TableSpec
 
@@ -28,6 +30,8 @@ metadata = MetaData()
 
 # INTEGER PRIMARY KEY is SQLite's rowid: 64-bit and the fastest key it has.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+# SQL Server's DATETIME keeps 1/300 s; DATETIME2(6) keeps the microseconds the others keep.
+Timestamp = DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql")
 
 
 def _data_table(spec: TableSpec) -> Table:
@@ -36,9 +40,9 @@ def _data_table(spec: TableSpec) -> Table:
         if col.kind is Kind.ID:
             columns.append(Column(col.name, Id, primary_key=True, autoincrement=False))
         elif col.kind is Kind.TEXT:
-            columns.append(Column(col.name, String(255), nullable=False))
+            columns.append(Column(col.name, Unicode(255), nullable=False))
         elif col.kind is Kind.DATETIME:
-            columns.append(Column(col.name, DateTime(), nullable=False))
+            columns.append(Column(col.name, Timestamp, nullable=False))
         else:
             columns.append(Column(col.name, Id, ForeignKey(f"{col.references}.id"), nullable=False))
     return Table(spec.name, metadata, *columns)
@@ -63,11 +67,11 @@ ingest_jobs = Table(
     Column("status", String(16), nullable=False),
     Column("content_sha256", String(64), nullable=False),
     Column("size_bytes", BigInteger, nullable=False),
-    Column("original_name", String(255)),
+    Column("original_name", Unicode(255)),
     Column("blob_name", String(255), nullable=False),
     Column("on_conflict", String(8), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("error", Text),
+    Column("error", UnicodeText),
     Column("created_at", DateTime, nullable=False),
     Column("started_at", DateTime),
     Column("finished_at", DateTime),
@@ -104,8 +108,8 @@ rejected_rows = Table(
     Column("job_id", String(36)),
     Column("batch_id", String(36)),
     Column("line", BigInteger, nullable=False),
-    Column("raw", Text, nullable=False),
-    Column("errors", Text, nullable=False),
+    Column("raw", UnicodeText, nullable=False),
+    Column("errors", UnicodeText, nullable=False),
     Column("created_at", DateTime, nullable=False),
     Index("ix_rejected_rows_job_line", "job_id", "line"),
     Index("ix_rejected_rows_batch", "batch_id"),
@@ -124,8 +128,8 @@ queue_messages = Table(
     Column("locked_until", DateTime),
     Column("delivery_count", Integer, nullable=False, default=0),
     Column("dead_lettered", Boolean, nullable=False, default=False),
-    Column("dead_letter_reason", Text),
-    Column("dead_letter_description", Text),
+    Column("dead_letter_reason", UnicodeText),
+    Column("dead_letter_description", UnicodeText),
     Column("dead_lettered_at", DateTime),
     Index("ix_queue_messages_ready", "queue", "dead_lettered", "visible_at"),
 )

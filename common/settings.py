@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     )
     transient_backoff_max_seconds: float = Field(default=30.0, ge=0)
 
+    heartbeat_file: Path | None = Field(
+        default=None, description="File a worker touches on every loop, for health checks."
+    )
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 

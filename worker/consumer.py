@@ -39,6 +39,7 @@ class Consumer:
 
     def run_once(self) -> bool:
         """Receive and process at most one message; return whether one was processed."""
+        self._beat()
         self._reconcile_if_due()
         try:
             message = self.queue.receive(self.services.settings.receive_wait_seconds)
@@ -142,6 +143,14 @@ class Consumer:
             action()
         except IngestError as exc:
             log.warning("bookkeeping failed", error=str(exc))
+
+    def _beat(self) -> None:
+        path = self.services.settings.heartbeat_file
+        if path is not None:
+            try:
+                path.touch()
+            except OSError as exc:
+                log.warning("cannot touch the heartbeat file", error=str(exc))
 
     def _reconcile_if_due(self) -> None:
         """Mark failed the jobs whose messages the broker dead-lettered on its own."""

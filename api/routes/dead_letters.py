@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from api.deps import PagingDep, ServicesDep
+from api.problems import PROBLEM_RESPONSE
 from api.schemas import DeadLetterOut, Page
 from common.bootstrap import Services
 from common.errors import MalformedMessage
@@ -13,7 +14,6 @@ from common.messages import JobMessage
 from common.queue import DeadLetter
 
 router = APIRouter(tags=["dead letters"])
-_PROBLEM = {"content": {"application/problem+json": {}}}
 
 
 def _job_of(letter: DeadLetter) -> JobMessage | None:
@@ -47,7 +47,9 @@ def list_dead_letters(services: ServicesDep, paging: PagingDep) -> Page[DeadLett
 
 
 @router.get(
-    "/dead-letters/{dead_letter_id}", response_model=DeadLetterOut, responses={404: _PROBLEM}
+    "/dead-letters/{dead_letter_id}",
+    response_model=DeadLetterOut,
+    responses={404: PROBLEM_RESPONSE},
 )
 def get_dead_letter(dead_letter_id: str, services: ServicesDep) -> DeadLetterOut:
     return _out(services.queue.get_dead_letter(dead_letter_id))
@@ -73,7 +75,7 @@ def _replay(services: Services, letter: DeadLetter) -> None:
     "/dead-letters/{dead_letter_id}/resubmit",
     response_model=DeadLetterOut,
     status_code=202,
-    responses={404: _PROBLEM, 503: _PROBLEM},
+    responses={404: PROBLEM_RESPONSE, 503: PROBLEM_RESPONSE},
     summary="Put a dead letter back on the queue and its job back to queued",
 )
 def resubmit_dead_letter(dead_letter_id: str, services: ServicesDep) -> DeadLetterOut:
@@ -85,7 +87,7 @@ def resubmit_dead_letter(dead_letter_id: str, services: ServicesDep) -> DeadLett
 @router.delete(
     "/dead-letters/{dead_letter_id}",
     status_code=204,
-    responses={404: _PROBLEM},
+    responses={404: PROBLEM_RESPONSE},
     summary="Remove a dead letter for good",
 )
 def purge_dead_letter(dead_letter_id: str, services: ServicesDep) -> Response:

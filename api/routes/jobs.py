@@ -12,12 +12,12 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import PagingDep, ServicesDep, wants_csv
+from api.problems import PROBLEM_RESPONSE
 from api.schemas import JobOut, Page, RejectedRowOut, RuleError
 from common.bootstrap import Services
 from common.rejections import StoredRejection
 
 router = APIRouter(tags=["jobs"])
-_PROBLEM = {"content": {"application/problem+json": {}}}
 _CSV_PAGE = 5000
 
 
@@ -28,13 +28,13 @@ def list_jobs(
     status: Annotated[Literal["queued", "running", "succeeded", "failed"] | None, Query()] = None,
     table: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[JobOut]:
-    items, total = services.jobs.list(paging.limit, paging.offset, status, table)
+    items, total = services.jobs.page(paging.limit, paging.offset, status, table)
     return Page(
         items=[JobOut.of(j) for j in items], total=total, limit=paging.limit, offset=paging.offset
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, responses={404: _PROBLEM})
+@router.get("/jobs/{job_id}", response_model=JobOut, responses={404: PROBLEM_RESPONSE})
 def get_job(job_id: str, services: ServicesDep) -> JobOut:
     return JobOut.of(services.jobs.get(job_id))
 
@@ -78,7 +78,7 @@ def _csv_lines(services: Services, job_id: str) -> Iterator[str]:
     response_model=Page[RejectedRowOut],
     responses={
         200: {"content": {"text/csv": {"schema": {"type": "string"}}}},
-        404: _PROBLEM,
+        404: PROBLEM_RESPONSE,
     },
     summary="Rejected rows of a job, by line; CSV (all rows) with Accept: text/csv",
 )

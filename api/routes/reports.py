@@ -21,7 +21,9 @@ from common.reports import DepartmentHires, QuarterRow, departments_above_mean, 
 
 router = APIRouter(tags=["reports"])
 Year = Annotated[int, Query(ge=1, le=9998, description="Calendar year (UTC), e.g. 2021.")]
-_CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
+_CSV: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
+}
 
 
 def _csv(rows: Sequence[Any], columns: list[str], filename: str) -> Response:

@@ -8,30 +8,34 @@ import structlog
 from fastapi import APIRouter
 
 from api.deps import ServicesDep
+from api.problems import PROBLEM_RESPONSE
 from api.routes.uploads import OnConflict
 from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
 from common.ingest import Committed, write_rows
 from common.jsonrows import rows_from_json
-from common.loader import ON_CONFLICT_REJECT
 from common.rejections import log_rejections
 from common.tables import table_spec
 from common.validation import validate
 
 router = APIRouter(tags=["tables"])
-_PROBLEM = {"content": {"application/problem+json": {}}}
 
 
 @router.post(
     "/tables/{table}/rows",
     response_model=BatchOut,
     summary="Insert a batch of 1 to 1000 rows; invalid rows are rejected and logged",
-    responses={404: _PROBLEM, 413: _PROBLEM, 422: _PROBLEM, 503: _PROBLEM},
+    responses={
+        404: PROBLEM_RESPONSE,
+        413: PROBLEM_RESPONSE,
+        422: PROBLEM_RESPONSE,
+        503: PROBLEM_RESPONSE,
+    },
 )
 def insert_rows(
     table: str,
     batch: BatchIn,
     services: ServicesDep,
-    on_conflict: OnConflict = ON_CONFLICT_REJECT,
+    on_conflict: OnConflict = "reject",
 ) -> BatchOut:
     spec = table_spec(table)
     batch_id = str(uuid.uuid4())

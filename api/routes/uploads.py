@@ -7,10 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request, Response
 
 from api.deps import ServicesDep
-from api.problems import Problem
+from api.problems import PROBLEM_RESPONSE, Problem
 from api.schemas import JobOut, UploadsOut
 from api.uploading import UploadSink, receive_multipart, receive_raw, submit
-from common.loader import ON_CONFLICT_REJECT
 from common.tables import LOAD_ORDER, table_spec
 
 router = APIRouter(tags=["uploads"])
@@ -18,7 +17,6 @@ router = APIRouter(tags=["uploads"])
 RAW_MEDIA_TYPES = frozenset(
     {"text/csv", "text/plain", "application/csv", "application/octet-stream", ""}
 )
-_PROBLEM = {"content": {"application/problem+json": {}}}
 
 _ONE_FILE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -84,11 +82,11 @@ def _answer(response: Response, jobs: list[tuple[JobOut, bool]]) -> None:
     summary="Upload one CSV file for a table",
     responses={
         200: {"description": "Identical content was uploaded before: the existing job."},
-        404: _PROBLEM,
-        413: _PROBLEM,
-        415: _PROBLEM,
-        422: _PROBLEM,
-        503: _PROBLEM,
+        404: PROBLEM_RESPONSE,
+        413: PROBLEM_RESPONSE,
+        415: PROBLEM_RESPONSE,
+        422: PROBLEM_RESPONSE,
+        503: PROBLEM_RESPONSE,
     },
 )
 async def upload_one(
@@ -97,7 +95,7 @@ async def upload_one(
     response: Response,
     services: ServicesDep,
     force: Force = False,
-    on_conflict: OnConflict = ON_CONFLICT_REJECT,
+    on_conflict: OnConflict = "reject",
     filename: Annotated[str | None, Query(max_length=255)] = None,
 ) -> JobOut:
     table_spec(table)
@@ -137,10 +135,10 @@ async def upload_one(
     summary="Upload several CSV files at once, one multipart field per table",
     responses={
         200: {"description": "Every file was uploaded before."},
-        413: _PROBLEM,
-        415: _PROBLEM,
-        422: _PROBLEM,
-        503: _PROBLEM,
+        413: PROBLEM_RESPONSE,
+        415: PROBLEM_RESPONSE,
+        422: PROBLEM_RESPONSE,
+        503: PROBLEM_RESPONSE,
     },
 )
 async def upload_many(
@@ -148,7 +146,7 @@ async def upload_many(
     response: Response,
     services: ServicesDep,
     force: Force = False,
-    on_conflict: OnConflict = ON_CONFLICT_REJECT,
+    on_conflict: OnConflict = "reject",
 ) -> UploadsOut:
     if _media_type(request) != "multipart/form-data":
         raise Problem(

@@ -1,4 +1,5 @@
-"""Alembic environment: runs on the connection handed over by :func:`common.migrate.upgrade`."""
+"""Alembic environment: online on the connection handed over by :func:`common.migrate.upgrade`,
+or offline (``--sql``) for a dialect, to review the DDL a database will get."""
 
 from __future__ import annotations
 
@@ -6,11 +7,22 @@ from alembic import context
 
 from common.schema import metadata
 
-connection = context.config.attributes["connection"]
-context.configure(
-    connection=connection,
-    target_metadata=metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
-)
-with context.begin_transaction():
-    context.run_migrations()
+config = context.config
+
+if context.is_offline_mode():
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    connection = config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

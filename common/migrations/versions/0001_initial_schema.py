@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mssql
 
 revision = "0001"
 down_revision = None
@@ -24,7 +25,7 @@ def upgrade() -> None:
             autoincrement=False,
             nullable=False,
         ),
-        sa.Column("department", sa.String(length=255), nullable=False),
+        sa.Column("department", sa.Unicode(length=255), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -35,11 +36,11 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("content_sha256", sa.String(length=64), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
-        sa.Column("original_name", sa.String(length=255), nullable=True),
+        sa.Column("original_name", sa.Unicode(length=255), nullable=True),
         sa.Column("blob_name", sa.String(length=255), nullable=False),
         sa.Column("on_conflict", sa.String(length=8), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("error", sa.UnicodeText(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=True),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
@@ -61,7 +62,7 @@ def upgrade() -> None:
             autoincrement=False,
             nullable=False,
         ),
-        sa.Column("job", sa.String(length=255), nullable=False),
+        sa.Column("job", sa.Unicode(length=255), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
@@ -76,8 +77,8 @@ def upgrade() -> None:
         sa.Column("locked_until", sa.DateTime(), nullable=True),
         sa.Column("delivery_count", sa.Integer(), nullable=False),
         sa.Column("dead_lettered", sa.Boolean(), nullable=False),
-        sa.Column("dead_letter_reason", sa.Text(), nullable=True),
-        sa.Column("dead_letter_description", sa.Text(), nullable=True),
+        sa.Column("dead_letter_reason", sa.UnicodeText(), nullable=True),
+        sa.Column("dead_letter_description", sa.UnicodeText(), nullable=True),
         sa.Column("dead_lettered_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("seq"),
     )
@@ -93,8 +94,8 @@ def upgrade() -> None:
         sa.Column("job_id", sa.String(length=36), nullable=True),
         sa.Column("batch_id", sa.String(length=36), nullable=True),
         sa.Column("line", sa.BigInteger(), nullable=False),
-        sa.Column("raw", sa.Text(), nullable=False),
-        sa.Column("errors", sa.Text(), nullable=False),
+        sa.Column("raw", sa.UnicodeText(), nullable=False),
+        sa.Column("errors", sa.UnicodeText(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
@@ -110,8 +111,12 @@ def upgrade() -> None:
             autoincrement=False,
             nullable=False,
         ),
-        sa.Column("name", sa.String(length=255), nullable=False),
-        sa.Column("datetime", sa.DateTime(), nullable=False),
+        sa.Column("name", sa.Unicode(length=255), nullable=False),
+        sa.Column(
+            "datetime",
+            sa.DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql"),
+            nullable=False,
+        ),
         sa.Column(
             "department_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
