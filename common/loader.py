@@ -1,40 +1,32 @@
-"""Write validated rows: bulk-load them into a staging table, then let one set-based statement
-find the rows the database must refuse (duplicate ids, unknown references) and another insert
-the rest. Everything runs inside the caller's transaction.
+"""Write validated rows with the database's own bulk path, after set-based checks.
+
+For a block of rows, one query per referenced table and one for the target fetch, among the
+block's ids, those that exist; Arrow then splits the block into refused rows (duplicate id,
+unknown reference) and rows to insert, which go in with ``COPY`` (PostgreSQL), one
+``executemany`` (SQLite) or ``fast_executemany`` (SQL Server). A concurrent writer inserting the
+same id between check and insert makes the insert fail on the primary key; the transaction
+rolls back and is retried, and the retry sees the row. Everything runs in the caller's
+transaction.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Connection,
-    MetaData,
-    Table,
-    Unicode,
-    and_,
-    delete,
-    exists,
-    insert,
-    literal,
-    or_,
-    select,
-    update,
-)
-from sqlalchemy.schema import CreateTable
+from sqlalchemy import BigInteger, Connection, Select, bindparam, cast, column, delete, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
-from common.odbc_bulk import load_staging
+from common.errors import PermanentError
+from common.odbc_bulk import fast_insert, rows_of
 from common.rows import FieldError, Rejection, ValidRows
-from common.schema import Timestamp, data_tables
-from common.tables import Kind, TableSpec
+from common.schema import data_tables
+from common.tables import TableSpec
 
 ON_CONFLICT_REJECT = "reject"
 ON_CONFLICT_UPDATE = "update"
@@ -47,181 +39,169 @@ class LoadResult:
     rejected: list[Rejection]
 
 
-# One MetaData per dialect: the staging table's name and options differ between them.
-_stage_metadata: dict[str, MetaData] = {}
-
-
-def staging_table(spec: TableSpec, dialect: str) -> Table:
-    """The per-connection temporary table that batches of ``spec`` rows are loaded into."""
-    metadata = _stage_metadata.setdefault(dialect, MetaData())
-    name = f"#stage_{spec.name}" if dialect == "mssql" else f"stage_{spec.name}"
-    if name in metadata.tables:
-        return metadata.tables[name]
-    columns: list[Column[Any]] = [Column("line", BigInteger, nullable=False)]
-    for col in spec.columns:
-        if col.kind is Kind.TEXT:
-            columns.append(Column(col.name, Unicode(255)))
-        elif col.kind is Kind.DATETIME:
-            columns.append(Column(col.name, Timestamp))
-        else:
-            columns.append(Column(col.name, BigInteger))
-    options: dict[str, Any] = {}
+def existing_ids_query(table: str, dialect: str) -> Select[Any]:
+    """``SELECT id FROM table WHERE id IN (:ids)`` for any number of ids, as one parameter:
+    an array on PostgreSQL, a JSON array on SQLite (``json_each``) and SQL Server (``OPENJSON``)."""
+    ids = data_tables[table].c.id
     if dialect == "postgresql":
-        options["postgresql_on_commit"] = "DELETE ROWS"
-    prefixes = [] if dialect == "mssql" else ["TEMPORARY"]
-    return Table(name, metadata, *columns, prefixes=prefixes, **options)
-
-
-def _ensure_stage(conn: Connection, stage: Table) -> None:
-    ready: set[str] = conn.info.setdefault("staging_tables", set())
-    if stage.name in ready:
-        return
-    if conn.dialect.name == "mssql":
-        conn.exec_driver_sql(
-            f"IF OBJECT_ID('tempdb..{stage.name}') IS NULL "
-            + str(CreateTable(stage).compile(dialect=conn.dialect))
+        return select(ids).where(ids == func.any(bindparam("ids", type_=ARRAY(BigInteger))))
+    if dialect == "mssql":
+        values = select(cast(column("value"), BigInteger)).select_from(
+            func.openjson(bindparam("ids"))
         )
     else:
-        conn.execute(CreateTable(stage, if_not_exists=True))
-    ready.add(stage.name)
+        values = select(column("value")).select_from(func.json_each(bindparam("ids")))
+    return select(ids).where(ids.in_(values.scalar_subquery()))
 
 
-def _copy_postgresql(conn: Connection, stage: Table, table: pa.Table) -> None:
+def _existing(conn: Connection, table: str, candidates: pa.Array) -> pa.Array:
+    unique = pc.unique(candidates)
+    if conn.dialect.name == "postgresql":
+        param: Any = unique.to_pylist()
+    else:
+        param = orjson.dumps(unique.to_pylist()).decode()
+    found = conn.execute(existing_ids_query(table, conn.dialect.name), {"ids": param}).scalars()
+    return pa.array(list(found), pa.int64())
+
+
+def _copy_postgresql(conn: Connection, table_name: str, table: pa.Table) -> int:
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
-    columns = ", ".join(table.column_names)
     driver = conn.connection.driver_connection
     assert driver is not None
-    with (
-        driver.cursor() as cur,
-        cur.copy(f"COPY {stage.name} ({columns}) FROM STDIN (FORMAT csv)") as copy,
-    ):
-        copy.write(buffer.getbuffer())
+    with driver.cursor() as cur:
+        with cur.copy(
+            f"COPY {table_name} ({', '.join(table.column_names)}) FROM STDIN (FORMAT csv)"
+        ) as copy:
+            copy.write(buffer.getbuffer())
+        return int(cur.rowcount)
 
 
-def _insert_sqlite(conn: Connection, stage: Table, table: pa.Table) -> None:
+def _executemany_sqlite(conn: Connection, table_name: str, table: pa.Table) -> int:
     columns = []
     for name in table.column_names:
         col = table.column(name)
         if pa.types.is_timestamp(col.type):
-            col = pc.strftime(col, format="%Y-%m-%d %H:%M:%S")
+            # "YYYY-MM-DD HH:MM:SS.ffffff": the text SQLAlchemy's SQLite DateTime stores.
+            col = pc.cast(col, pa.string())
         columns.append(col.to_pylist())
-    placeholders = ", ".join("?" for _ in columns)
     driver = conn.connection.driver_connection
     assert driver is not None
-    driver.executemany(
-        f"INSERT INTO {stage.name} ({', '.join(table.column_names)}) VALUES ({placeholders})",
+    placeholders = ", ".join("?" for _ in columns)
+    cur = driver.executemany(
+        f"INSERT INTO {table_name} ({', '.join(table.column_names)}) VALUES ({placeholders})",
         zip(*columns, strict=True),
     )
+    return int(cur.rowcount)
 
 
-def _fill_stage(conn: Connection, stage: Table, table: pa.Table) -> None:
+def _fast_executemany(conn: Connection, table_name: str, table: pa.Table) -> int:
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        timestamps = [i for i, f in enumerate(table.schema) if pa.types.is_timestamp(f.type)]
+        fast_insert(cursor, table_name, table.column_names, rows_of(table), timestamps)
+    finally:
+        cursor.close()
+    # fast_executemany's row count is not to be trusted: count what arrived instead.
+    ids = table.column("id").combine_chunks()
+    return len(_existing(conn, table_name, ids))
+
+
+def bulk_insert(conn: Connection, table_name: str, table: pa.Table) -> int:
+    """Insert every row of ``table`` with the dialect's bulk path; return the rows stored."""
+    if table.num_rows == 0:
+        return 0
     dialect = conn.dialect.name
     if dialect == "postgresql":
-        _copy_postgresql(conn, stage, table)
-    elif dialect == "sqlite":
-        conn.execute(delete(stage))
-        _insert_sqlite(conn, stage, table)
-    else:
-        load_staging(conn.connection.driver_connection, stage.name, table)
+        return _copy_postgresql(conn, table_name, table)
+    if dialect == "sqlite":
+        return _executemany_sqlite(conn, table_name, table)
+    return _fast_executemany(conn, table_name, table)
 
 
 def load_rows(
     conn: Connection, spec: TableSpec, rows: ValidRows, on_conflict: str = ON_CONFLICT_REJECT
 ) -> LoadResult:
-    """Insert ``rows.table`` into ``spec``'s table; return counts and the rows refused."""
-    if rows.table.num_rows == 0:
-        return LoadResult(0, 0, [])
-    stage = staging_table(spec, conn.dialect.name)
-    _ensure_stage(conn, stage)
-    _fill_stage(conn, stage, rows.table.drop_columns(["raw"]))
-    target = data_tables[spec.name]
-    id_col = spec.columns[0].name
+    """Insert ``rows.table`` into ``spec``'s table; return counts and the rows refused.
 
-    parent_checks = [
-        (
-            col.name,
-            col.references,
-            exists().where(data_tables[col.references].c.id == stage.c[col.name]),
-        )
-        for col in spec.columns
-        if col.references
-    ]
-    exists_in_target = exists().where(target.c[id_col] == stage.c[id_col])
-    reject_duplicates = on_conflict != ON_CONFLICT_UPDATE
-    duplicate = exists_in_target if reject_duplicates else literal(False)
-    problems = [~check for _, _, check in parent_checks]
-    if reject_duplicates:
-        problems.append(exists_in_target)
-    refused = (
-        conn.execute(
-            select(
-                stage.c.line,
-                stage.c[id_col],
-                *[stage.c[name] for name, _, _ in parent_checks],
-                duplicate.label("duplicate"),
-                *[(~check).label(f"missing_{name}") for name, _, check in parent_checks],
+    With ``on_conflict="update"`` a row whose id exists replaces it (delete and insert in the
+    same transaction) instead of being refused.
+    """
+    table = rows.table
+    if table.num_rows == 0:
+        return LoadResult(0, 0, [])
+    id_col = spec.columns[0].name
+    ids = table.column(id_col).combine_chunks()
+
+    errors: dict[str, pa.Array] = {}
+    for col in spec.columns:
+        if col.references:
+            values = table.column(col.name).combine_chunks()
+            errors[col.name] = pc.invert(
+                pc.is_in(values, value_set=_existing(conn, col.references, values))
             )
-            .where(or_(*problems))
-            .order_by(stage.c.line)
-        ).all()
-        if problems
-        else []
-    )
-    all_parents_exist = and_(literal(True), *[check for _, _, check in parent_checks])
-    data_columns = list(spec.column_names)
+    refused_mask = pa.array([False] * table.num_rows)
+    for mask in errors.values():
+        refused_mask = pc.or_(refused_mask, mask)
+    present = pc.is_in(ids, value_set=_existing(conn, spec.name, ids))
     updated = 0
     if on_conflict == ON_CONFLICT_UPDATE:
-        updated = conn.execute(
-            update(target)
-            .where(target.c[id_col] == stage.c[id_col])
-            .where(all_parents_exist)
-            .values({c: stage.c[c] for c in data_columns if c != id_col})
-        ).rowcount
-    inserted = conn.execute(
-        insert(target).from_select(
-            data_columns,
-            select(*[stage.c[c] for c in data_columns])
-            .where(~exists_in_target)
-            .where(all_parents_exist),
+        replace = pc.and_not(present, refused_mask)
+        if pc.any(replace).as_py():
+            target = data_tables[spec.name]
+            replaced = ids.filter(replace).to_pylist()
+            for start in range(0, len(replaced), 10_000):
+                updated += conn.execute(
+                    delete(target).where(target.c.id.in_(replaced[start : start + 10_000]))
+                ).rowcount
+    else:
+        errors[id_col] = present
+        refused_mask = pc.or_(refused_mask, present)
+
+    to_insert = table.filter(pc.invert(refused_mask)).drop_columns(["line", "raw"])
+    stored = bulk_insert(conn, spec.name, to_insert)
+    if stored != to_insert.num_rows:
+        # Every row handed to the bulk path must be there; anything else would lose rows.
+        raise PermanentError(
+            f"the database stored {stored} of {to_insert.num_rows} rows; the block was rolled back"
         )
-    ).rowcount
-    if conn.dialect.name == "sqlite":
-        conn.execute(delete(stage))
-    return LoadResult(inserted, updated, _refusals(rows, spec, refused, parent_checks))
+    return LoadResult(stored - updated, updated, _refusals(spec, table, errors, refused_mask))
 
 
 def _refusals(
-    rows: ValidRows,
-    spec: TableSpec,
-    refused: Sequence[Any],
-    parent_checks: list[tuple[str, str, Any]],
+    spec: TableSpec, table: pa.Table, errors: dict[str, pa.Array], refused_mask: pa.Array
 ) -> list[Rejection]:
-    if not refused:
+    if not pc.any(refused_mask).as_py():
         return []
-    lines = pa.array([r.line for r in refused], pa.int64())
-    raw_by_line = dict(
-        zip(
-            rows.table.column("line")
-            .filter(pc.is_in(rows.table.column("line"), lines))
-            .to_pylist(),
-            rows.table.column("raw").filter(pc.is_in(rows.table.column("line"), lines)).to_pylist(),
-            strict=True,
-        )
-    )
+    refused = table.filter(refused_mask)
+    masks = {name: mask.filter(refused_mask).to_pylist() for name, mask in errors.items()}
+    values = {name: refused.column(name).to_pylist() for name in errors}
     id_col = spec.columns[0].name
     out: list[Rejection] = []
-    for r in refused:
-        m = r._mapping
-        errors: list[FieldError] = []
-        if m["duplicate"]:
-            errors.append(
-                FieldError(id_col, "duplicate_id", f"id {m[id_col]} already exists in {spec.name}")
-            )
-        for name, parent, _ in parent_checks:
-            if m[f"missing_{name}"]:
-                errors.append(
-                    FieldError(name, "unknown_reference", f"{parent} has no id {m[name]}")
+    for i, (line, raw) in enumerate(
+        zip(refused.column("line").to_pylist(), refused.column("raw").to_pylist(), strict=True)
+    ):
+        found: list[FieldError] = []
+        for col in spec.columns:
+            if col.name not in masks or not masks[col.name][i]:
+                continue
+            if col.name == id_col:
+                found.append(
+                    FieldError(
+                        id_col,
+                        "duplicate_id",
+                        f"id {values[id_col][i]} already exists in {spec.name}",
+                    )
                 )
-        out.append(Rejection(m["line"], raw_by_line[m["line"]], tuple(errors)))
+            else:
+                found.append(
+                    FieldError(
+                        col.name,
+                        "unknown_reference",
+                        f"{col.references} has no id {values[col.name][i]}",
+                    )
+                )
+        out.append(Rejection(line, raw, tuple(found)))
     return out

@@ -1,8 +1,8 @@
-"""The SQL Server bulk path: pyodbc ``fast_executemany`` into a staging table, then counted.
+"""The SQL Server bulk path: pyodbc ``fast_executemany``.
 
 ``fast_executemany`` sends parameter arrays in one round trip per batch instead of one per
 row. A known trap with it is a batch that reports success while not every row arrived, so the
-staging table is counted after every load and a short count is an error, never a silent loss.
+caller counts the rows afterwards (see :func:`common.loader.bulk_insert`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pyarrow as pa
-
-from common.errors import PermanentError
 
 
 def rows_of(table: pa.Table) -> list[tuple[Any, ...]]:
@@ -44,21 +42,3 @@ def fast_insert(
     cursor.executemany(
         f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({placeholders})", rows
     )
-
-
-def load_staging(dbapi_conn: Any, stage_name: str, table: pa.Table) -> None:
-    """Replace the staging table's rows with ``table``'s, checking that every row arrived."""
-    rows = rows_of(table)
-    cursor = dbapi_conn.cursor()
-    try:
-        cursor.execute(f"TRUNCATE TABLE {stage_name}")
-        timestamps = [i for i, f in enumerate(table.schema) if pa.types.is_timestamp(f.type)]
-        fast_insert(cursor, stage_name, table.column_names, rows, timestamps)
-        cursor.execute(f"SELECT COUNT(*) FROM {stage_name}")
-        loaded = cursor.fetchone()[0]
-    finally:
-        cursor.close()
-    if loaded != len(rows):
-        raise PermanentError(
-            f"bulk insert into {stage_name} stored {loaded} of {len(rows)} rows; nothing was kept"
-        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from common.errors import IngestError
 from common.ingest import Committed, write_rows
 from common.jobs import Job, JobStatus, Part, PartStatus, Progress
 from common.messages import JobMessage
+from common.prefetch import prefetched
 from common.rejections import log_rejections
 from common.rows import FieldError, RawRows, Rejection, ValidRows
 from common.tables import TableSpec, table_spec
@@ -102,26 +104,35 @@ class PartIngestor:
             check_is_text(b"".join(blob.read_range(container, job.blob_name, 0, _HEAD_BYTES)))
         log.info("part started", offset=offset, line=line, end=part.end_offset)
         if offset >= part.end_offset:
-            self._commit(job, spec, part, offset, Block(offset, offset, b"", 0), line)
+            empty = Block(offset, offset, b"", 0)
+            self._commit(job, spec, part, empty, line, _validated(spec, empty, line))
             return
-        chunks = blob.read_range(
-            container,
+        with prefetched(self._validated_blocks(job, spec, offset, line, part.end_offset)) as blocks:
+            for block, first_line, rows in blocks:
+                if self.stop.is_set() or cancel.is_set():
+                    raise Interrupted(f"stopped at byte {block.offset}, line {first_line}")
+                self._commit(job, spec, part, block, first_line, rows)
+                offset, line = block.end, first_line + block.lines
+        log.info("part finished", offset=offset, line=line)
+
+    def _validated_blocks(
+        self, job: Job, spec: TableSpec, offset: int, line: int, end: int
+    ) -> Iterator[tuple[Block, int, ValidRows]]:
+        """Each block of the part with its first line number, parsed and validated."""
+        chunks = self.services.blob.read_range(
+            self.services.settings.blob_container_name_historic,
             job.blob_name,
             offset,
-            part.end_offset,
+            end,
             chunk_size=self.services.settings.upload_block_bytes,
         )
         for block in line_blocks(chunks, offset, self.services.settings.chunk_bytes):
-            if self.stop.is_set() or cancel.is_set():
-                raise Interrupted(f"stopped at byte {offset}, line {line}")
-            self._commit(job, spec, part, offset, block, line)
-            offset, line = block.end, line + block.lines
-        log.info("part finished", offset=offset, line=line)
+            yield block, line, _validated(spec, block, line)
+            line += block.lines
 
     def _commit(
-        self, job: Job, spec: TableSpec, part: Part, offset: int, block: Block, line: int
+        self, job: Job, spec: TableSpec, part: Part, block: Block, line: int, rows: ValidRows
     ) -> None:
-        rows = _validated(spec, block, line)
         jobs = self.services.jobs
 
         def transaction() -> Committed:
@@ -134,7 +145,7 @@ class PartIngestor:
                     rows_inserted=committed.inserted + committed.updated,
                     rows_rejected=len(committed.rejected),
                 )
-                jobs.advance(conn, part, self.owner, offset, progress, self.lease_seconds)
+                jobs.advance(conn, part, self.owner, block.offset, progress, self.lease_seconds)
             return committed
 
         committed = self.services.retry.call(transaction)

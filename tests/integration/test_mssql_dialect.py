@@ -17,12 +17,11 @@ import sqlglot
 from fastapi.testclient import TestClient
 from sqlalchemy import event
 from sqlalchemy.dialects import mssql
-from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ClauseElement
 
 from api.app import create_app
 from common.bootstrap import build_services
-from common.loader import staging_table
+from common.loader import existing_ids_query
 from common.migrate import offline_sql, upgrade
 from common.tables import TABLES
 from tests.conftest import NO_WAIT_RETRY, SAMPLE_DATA, make_settings
@@ -107,9 +106,9 @@ def test_the_migrations_render_as_t_sql() -> None:
         _tsql(batch)
 
 
-def test_the_staging_tables_are_session_temporary_tables_on_sql_server() -> None:
-    for spec in TABLES.values():
-        stage = staging_table(spec, "mssql")
-        ddl = str(CreateTable(stage).compile(dialect=MSSQL))
-        assert stage.name.startswith("#")
-        _tsql(ddl)
+def test_the_id_lookups_take_one_json_parameter_on_sql_server() -> None:
+    for table in TABLES:
+        query = existing_ids_query(table, "mssql")
+        sql = str(query.compile(dialect=MSSQL))
+        assert "OPENJSON" in sql.upper()
+        _tsql(sql)

@@ -1,7 +1,7 @@
 """initial schema
 
 Revision ID: 0001
-Revises:
+Revises: (none)
 """
 
 from __future__ import annotations
@@ -28,6 +28,33 @@ def upgrade() -> None:
         sa.Column("department", sa.Unicode(length=255), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_table(
+        "hired_employees",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("name", sa.Unicode(length=255), nullable=False),
+        sa.Column(
+            "datetime",
+            sa.DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "department_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("hired_employees", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_hired_employees_datetime_dept_job",
+            ["datetime", "department_id", "job_id"],
+            unique=False,
+        )
+
     op.create_table(
         "ingest_jobs",
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
@@ -104,41 +131,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_rejected_rows_job_line", ["job_id", "line"], unique=False)
 
     op.create_table(
-        "hired_employees",
-        sa.Column(
-            "id",
-            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
-            autoincrement=False,
-            nullable=False,
-        ),
-        sa.Column("name", sa.Unicode(length=255), nullable=False),
-        sa.Column(
-            "datetime",
-            sa.DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql"),
-            nullable=False,
-        ),
-        sa.Column(
-            "department_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["department_id"],
-            ["departments.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["job_id"],
-            ["jobs.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    with op.batch_alter_table("hired_employees", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_hired_employees_datetime_dept_job",
-            ["datetime", "department_id", "job_id"],
-            unique=False,
-        )
-
-    op.create_table(
         "job_parts",
         sa.Column("job_id", sa.String(length=36), nullable=False),
         sa.Column("part_no", sa.Integer(), nullable=False),
@@ -164,10 +156,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("job_parts")
-    with op.batch_alter_table("hired_employees", schema=None) as batch_op:
-        batch_op.drop_index("ix_hired_employees_datetime_dept_job")
-
-    op.drop_table("hired_employees")
     with op.batch_alter_table("rejected_rows", schema=None) as batch_op:
         batch_op.drop_index("ix_rejected_rows_job_line")
         batch_op.drop_index("ix_rejected_rows_batch")
@@ -183,4 +171,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ingest_jobs_status_table")
 
     op.drop_table("ingest_jobs")
+    with op.batch_alter_table("hired_employees", schema=None) as batch_op:
+        batch_op.drop_index("ix_hired_employees_datetime_dept_job")
+
+    op.drop_table("hired_employees")
     op.drop_table("departments")
