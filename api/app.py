@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from api.limits import BodyLimit
 from api.problems import install_problem_handlers
 from api.routes import dead_letters, health, jobs, reports, tables, uploads
 from common.bootstrap import Services, build_services
@@ -24,7 +25,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = services is None
-        built = services or build_services(settings or Settings())
+        built = services or build_services(resolved)
         if own:
             upgrade(built.db)
         app.state.services = built
@@ -34,12 +35,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             if own:
                 built.close()
 
+    resolved = services.settings if services else (settings or Settings())
     app = FastAPI(
         title="CSV ingestion service",
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.api_keys = resolved.keys
+    app.add_middleware(BodyLimit, max_bytes=resolved.max_batch_bytes)
     install_problem_handlers(app)
     for module in (uploads, jobs, tables, reports, dead_letters, health):
         app.include_router(module.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 import uvicorn
 
 from api.app import create_app
@@ -12,6 +13,11 @@ from common.settings import load_settings
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    if not settings.keys:
+        structlog.get_logger("ingest.api").warning(
+            "no API_KEYS set: every caller has full access, so the API listens on "
+            f"{settings.host} only",
+        )
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -89,7 +89,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = {
+            404: "Not found",
+            405: "Method not allowed",
+            413: "Request body too large",
+        }.get(exc.status_code, "Error")
         headers = dict(exc.headers) if exc.headers else None
         return problem_response(request, exc.status_code, title, detail, headers)
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote_plus
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from common.access import ApiKeys, is_loopback
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql", "mssql")
 MSSQL_DRIVER = "ODBC Driver 18 for SQL Server"
@@ -41,6 +44,15 @@ class Settings(BaseSettings):
     lock_duration_seconds: float = Field(default=60.0, gt=0)
     max_delivery_count: int = Field(default=10, ge=1)
 
+    api_keys: SecretStr | None = Field(
+        default=None, description="'key=role' pairs, comma-separated; roles read, write, admin."
+    )
+    allow_unauthenticated: bool = Field(
+        default=False, description="Listen beyond loopback without API keys (not advised)."
+    )
+    max_batch_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest JSON batch body; larger gets 413."
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=0)
@@ -112,6 +124,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "set either SERVICEBUS_CONNECTION_STRING or SERVICEBUS_FULLY_QUALIFIED_NAMESPACE"
             )
+        keys = ApiKeys.parse(self.api_keys.get_secret_value() if self.api_keys else None)
+        if not keys and not is_loopback(self.host) and not self.allow_unauthenticated:
+            raise ValueError(
+                f"HOST={self.host} would expose the API without keys: set API_KEYS, "
+                "or ALLOW_UNAUTHENTICATED=true to accept that"
+            )
         if self.azure_storage_connection_string and self.azure_storage_account_url:
             raise ValueError(
                 "set either AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL"
@@ -131,6 +149,11 @@ class Settings(BaseSettings):
                 "&Encrypt=yes&TrustServerCertificate=no"
             )
         return f"sqlite:///{(self.data_dir / 'ingest.db').resolve()}"
+
+    @property
+    def keys(self) -> ApiKeys:
+        """The API keys; empty when none are configured."""
+        return ApiKeys.parse(self.api_keys.get_secret_value() if self.api_keys else None)
 
     @property
     def blob_backend(self) -> str:
@@ -157,6 +180,17 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        messages = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        messages = "; ".join(_explain(e) for e in exc.errors())
         print(f"configuration error: {messages}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def _explain(error: Any) -> str:
+    """One error as a sentence naming the environment variable it is about, if any."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    loc = [str(p) for p in error.get("loc", ()) if p != ""]
+    if not loc:
+        return message
+    field = Settings.model_fields.get(loc[0])
+    name = (field.alias if field is not None and field.alias else loc[0]).upper()
+    return f"{name}: {message}"

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Response
 from api.deps import PagingDep, ServicesDep
 from api.problems import PROBLEM_RESPONSE
 from api.schemas import DeadLetterOut, Page
+from api.security import AdminAccess
 from common.bootstrap import Services
 from common.errors import MalformedMessage
 from common.jobs import PartStatus
 from common.messages import JobMessage
 from common.queue import DeadLetter
 
-router = APIRouter(tags=["dead letters"])
+router = APIRouter(tags=["dead letters"], dependencies=[AdminAccess])
 
 
 def _job_of(letter: DeadLetter) -> JobMessage | None:

@@ -14,10 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import PagingDep, ServicesDep, wants_csv
 from api.problems import PROBLEM_RESPONSE
 from api.schemas import JobOut, Page, RejectedRowOut, RuleError
+from api.security import ReadAccess
 from common.bootstrap import Services
 from common.rejections import StoredRejection
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], dependencies=[ReadAccess])
 _CSV_PAGE = 5000
 
 

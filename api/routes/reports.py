@@ -17,9 +17,10 @@ from api.schemas import (
     HiresByQuarterOut,
     HiresByQuarterRow,
 )
+from api.security import ReadAccess
 from common.reports import DepartmentHires, QuarterRow, departments_above_mean, hires_by_quarter
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], dependencies=[ReadAccess])
 Year = Annotated[int, Query(ge=1, le=9998, description="Calendar year (UTC), e.g. 2021.")]
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}}

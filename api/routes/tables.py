@@ -11,13 +11,14 @@ from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSE
 from api.routes.uploads import OnConflict
 from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
+from api.security import WriteAccess
 from common.ingest import Committed, write_rows
 from common.jsonrows import rows_from_json
 from common.rejections import log_rejections
 from common.tables import table_spec
 from common.validation import validate
 
-router = APIRouter(tags=["tables"])
+router = APIRouter(tags=["tables"], dependencies=[WriteAccess])
 
 
 @router.post(

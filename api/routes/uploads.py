@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, Request, Response
 from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSE, Problem
 from api.schemas import JobOut, UploadsOut
+from api.security import WriteAccess
 from api.uploading import UploadSink, receive_multipart, receive_raw, submit
 from common.tables import LOAD_ORDER, table_spec
 
-router = APIRouter(tags=["uploads"])
+router = APIRouter(tags=["uploads"], dependencies=[WriteAccess])
 
 RAW_MEDIA_TYPES = frozenset(
     {"text/csv", "text/plain", "application/csv", "application/octet-stream", ""}

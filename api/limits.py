@@ -1,0 +1,70 @@
+"""A ceiling on request bodies that are read whole (JSON batches), counted as they arrive."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.problems import PROBLEM_JSON
+
+
+class BodyLimit:
+    """Answer ``413`` once a body outside ``/uploads`` passes ``max_bytes``.
+
+    Uploads stream to the blob store and have their own limit (``MAX_UPLOAD_BYTES``).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/uploads"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, send)
+            return
+        seen = 0
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    # The body is read by the route; this reaches the problem handler.
+                    raise HTTPException(413, self._detail())
+            return message
+
+        await self.app(scope, counting_receive, send)
+
+    def _detail(self) -> str:
+        return (
+            f"the body is larger than the limit of {self.max_bytes} bytes (MAX_BATCH_BYTES); "
+            "send fewer rows per batch"
+        )
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        body = orjson.dumps(
+            {
+                "type": "about:blank",
+                "title": "Request body too large",
+                "status": 413,
+                "detail": self._detail(),
+                "instance": scope["path"],
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", PROBLEM_JSON.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
