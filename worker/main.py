@@ -9,6 +9,7 @@ import threading
 import uuid
 from types import FrameType
 
+import pyarrow as pa
 import structlog
 
 from common.bootstrap import Services, build_services
@@ -27,6 +28,9 @@ def build_consumer(services: Services, stop: threading.Event) -> Consumer:
 
 def main() -> None:
     settings = load_settings()
+    # The system allocator hands freed blocks back; Arrow's default pool keeps them, and a
+    # worker's footprint would then follow the largest block it ever saw.
+    pa.set_memory_pool(pa.system_memory_pool())
     configure_logging(settings.log_level, settings.log_format)
     stop = threading.Event()
 
