@@ -31,7 +31,7 @@ metadata = MetaData()
 # INTEGER PRIMARY KEY is SQLite's rowid: 64-bit and the fastest key it has.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # SQL Server's DATETIME keeps 1/300 s; DATETIME2(6) keeps the microseconds the others keep.
-Timestamp = DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql")
+Timestamp = DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql")  # type: ignore[no-untyped-call]
 
 
 def _data_table(spec: TableSpec) -> Table:

@@ -22,6 +22,9 @@ from common.settings import load_settings
 log = structlog.get_logger("ingest.supervisor")
 
 _RESTART_DELAY_SECONDS = 1.0
+_RESTART_DELAY_MAX_SECONDS = 30.0
+# A worker that ran this long before dying gets a fresh restart delay.
+_HEALTHY_RUN_SECONDS = 60.0
 _STOP_GRACE_SECONDS = 30.0
 
 
@@ -45,11 +48,6 @@ def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    db = Database.from_url(settings.sqlalchemy_url)
-    upgrade(db)
-    log.info("schema ready", revision=current_revision(db))
-    db.dispose()
-
     stopping = False
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -60,8 +58,17 @@ def main() -> None:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
 
+    db = Database.from_url(settings.sqlalchemy_url)
+    upgrade(db)
+    log.info("schema ready", revision=current_revision(db))
+    db.dispose()
+    if stopping:
+        return
+
     api = _spawn("api")
     workers = [_spawn("worker") for _ in range(settings.workers)]
+    started = [time.monotonic()] * len(workers)
+    delays = [_RESTART_DELAY_SECONDS] * len(workers)
     log.info(
         "service started",
         url=f"http://{settings.host}:{settings.port}",
@@ -74,11 +81,20 @@ def main() -> None:
             if api.poll() is not None:
                 log.error("API server exited; stopping", returncode=api.returncode)
                 break
+            now = time.monotonic()
             for i, worker in enumerate(workers):
-                if worker.poll() is not None and not stopping:
-                    log.warning("worker exited; restarting", returncode=worker.returncode)
-                    time.sleep(_RESTART_DELAY_SECONDS)
-                    workers[i] = _spawn("worker")
+                if worker.poll() is None or stopping:
+                    continue
+                if now - started[i] > _HEALTHY_RUN_SECONDS:
+                    delays[i] = _RESTART_DELAY_SECONDS
+                if now - started[i] < delays[i]:
+                    continue  # restart once the back-off has passed
+                log.warning(
+                    "worker exited; restarting", returncode=worker.returncode, after=delays[i]
+                )
+                workers[i] = _spawn("worker")
+                started[i] = now
+                delays[i] = min(delays[i] * 2, _RESTART_DELAY_MAX_SECONDS)
     finally:
         _stop_all([api, *workers])
         log.info("service stopped")

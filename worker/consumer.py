@@ -86,7 +86,7 @@ class Consumer:
                 assert job is not None
                 self.queue.send([job.later_send(outcome.at, "wait")])
                 self.queue.complete(message)
-                log.info("message rescheduled", until=outcome.at.isoformat(), why=outcome.why)
+                log.info("message rescheduled", until=f"{outcome.at.isoformat()}Z", why=outcome.why)
             elif isinstance(outcome, LeaseLost):
                 self.queue.complete(message)
                 log.warning("part taken over by another worker", error=str(outcome))

@@ -44,9 +44,28 @@ def _postgres_queues(_tmp_path: Path) -> Iterator[QueueFactory]:
         yield factory
 
 
+@contextmanager
+def _servicebus_queues(_tmp_path: Path) -> Iterator[QueueFactory]:
+    """The real azure-servicebus SDK against the test broker; one broker per test."""
+    from common.queue.servicebus import ServiceBusJobQueue
+    from tests.support.servicebus import servicebus_broker
+
+    with servicebus_broker() as broker:
+
+        def make(lock: float, max_deliveries: int) -> JobQueue:
+            name = f"q-{uuid.uuid4().hex[:8]}"
+            broker.configure_queue(name, lock_duration=lock, max_delivery_count=max_deliveries)
+            return ServiceBusJobQueue.from_connection_string(
+                broker.connection_string, name, lock, max_deliveries, retry_total=1
+            )
+
+        yield make
+
+
 QUEUE_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[QueueFactory]]] = {
     "sqlite": _sqlite_queues,
     "postgresql": _postgres_queues,
+    "servicebus": _servicebus_queues,
 }
 
 

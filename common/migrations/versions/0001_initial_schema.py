@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("name", sa.Unicode(length=255), nullable=False),
         sa.Column(
             "datetime",
-            sa.DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql"),
+            sa.DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql"),  # type: ignore[no-untyped-call]
             nullable=False,
         ),
         sa.Column(
