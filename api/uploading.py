@@ -232,7 +232,9 @@ async def submit(
     """
     jobs = services.jobs
     if not force:
-        existing = await run_in_threadpool(jobs.find_reusable, sink.table, sink.planner.sha256)
+        existing = await run_in_threadpool(
+            jobs.find_reusable, sink.table, sink.planner.sha256, on_conflict
+        )
         if existing is not None:
             await run_in_threadpool(
                 services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name

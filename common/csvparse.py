@@ -90,6 +90,8 @@ def _split_quoted(line: str, width: int) -> list[str] | str:
 
 def parse_block(data: bytes, first_line: int, spec: TableSpec, at_file_start: bool) -> RawRows:
     """Parse ``data`` (whole lines) whose first line is line number ``first_line`` of the file."""
+    if not data:  # no line at all (an empty file), not one empty line
+        return RawRows.empty(spec.column_names)
     lines, undecodable = split_lines(data, at_file_start)
     width = len(spec.columns)
     count = len(lines)

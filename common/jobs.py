@@ -211,14 +211,16 @@ class JobStore:
             raise UnknownJob(f"no job with id {job_id!r}")
         return _job_from_row(row)
 
-    def find_reusable(self, table: str, content_sha256: str) -> Job | None:
-        """The newest job that loaded (or is loading) the same content into the same table."""
+    def find_reusable(self, table: str, content_sha256: str, on_conflict: str) -> Job | None:
+        """The newest job that loaded (or is loading) the same content into the same table
+        the same way."""
         with self.db.read() as conn:
             row = conn.execute(
                 _job_query()
                 .where(
                     jobs_t.c.table_name == table,
                     jobs_t.c.content_sha256 == content_sha256,
+                    jobs_t.c.on_conflict == on_conflict,
                     jobs_t.c.status != JobStatus.FAILED.value,
                 )
                 .order_by(jobs_t.c.seq.desc())

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, select, update
 
 from common.db import Database, utcnow
-from common.errors import LockLost, MessageNotFound
+from common.errors import LockLost, MessageNotFound, TransientError
 from common.queue import MAX_DELIVERY_REASON, DeadLetter, OutgoingMessage, ReceivedMessage
 from common.schema import queue_messages as qm
 
@@ -68,7 +68,14 @@ class SqlJobQueue:
     def receive(self, max_wait_seconds: float) -> ReceivedMessage | None:
         deadline = time.monotonic() + max_wait_seconds
         while True:
-            message = self._claim()
+            try:
+                message = self._claim()
+            except TransientError:
+                # A busy or briefly unreachable database: keep trying until the wait is over.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(_POLL_SECONDS)
+                continue
             if message is not None or time.monotonic() >= deadline:
                 return message
             time.sleep(min(_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
