@@ -19,7 +19,13 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m common.supervisor
 
-test: install
+AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+
+# Azurite 3.35 is the newest that runs on Node 20.
+$(AZURITE):
+	npm install --prefix .tools/azurite azurite@3.35.0 --no-audit --no-fund --loglevel=error
+
+test: install $(AZURITE)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Figures, not pass/fail: the service against psql \copy, executemany and read_csv + to_sql.
@@ -37,4 +43,4 @@ format: install
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .tools .pytest_cache .mypy_cache .ruff_cache

@@ -90,8 +90,20 @@ def _local_blobs(tmp_path: Path) -> Iterator[BlobStore]:
     yield LocalBlobStore(tmp_path / "blobs")
 
 
+@contextmanager
+def _azurite_blobs(tmp_path: Path) -> Iterator[BlobStore]:
+    from common.blob.azure import AzureBlobStore
+    from tests.support.azurite import azurite
+
+    with azurite(tmp_path) as server:
+        store = AzureBlobStore.from_connection_string(server.connection_string)
+        yield store
+        store.close()
+
+
 BLOB_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BlobStore]]] = {
     "local": _local_blobs,
+    "azurite": _azurite_blobs,
 }
 
 
