@@ -22,7 +22,9 @@ from tests.e2e.conftest import (
     wait_for_dead_letter,
     wait_for_jobs,
 )
+from tests.support.azurite import azurite
 from tests.support.processes import Started, supervisor
+from tests.support.servicebus import servicebus_broker
 from tests.support.services import postgres_database
 
 HIRED_COLUMNS = ["id", "name", "datetime", "department_id", "job_id"]
@@ -33,15 +35,37 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", "postgresql", "azure"])
 def service(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Started]:
-    """The supervisor on the embedded defaults with one worker, or on PostgreSQL with two."""
+    """The supervisor on the embedded defaults with one worker; on PostgreSQL with two; and
+    with the production adapters — blobs on Azurite, the queue through the real Service Bus
+    SDK to the test broker — on PostgreSQL with two workers."""
     if request.param == "sqlite":
         with supervisor(tmp_path, workers=1) as started:
             yield started
-    else:
+    elif request.param == "postgresql":
         with postgres_database() as url, supervisor(tmp_path, workers=2, database_url=url) as s:
             yield s
+    else:
+        with (
+            postgres_database() as url,
+            azurite(tmp_path) as blobs,
+            servicebus_broker() as broker,
+        ):
+            broker.configure_queue("ingest-jobs", lock_duration=10, max_delivery_count=10)
+            with supervisor(
+                tmp_path,
+                workers=2,
+                database_url=url,
+                AZURE_STORAGE_CONNECTION_STRING=blobs.connection_string,
+                SERVICEBUS_CONNECTION_STRING=broker.connection_string,
+                SERVICEBUS_QUEUE_NAME="ingest-jobs",
+            ) as s:
+                yield s
+            # Everything went through Azurite and the broker: no embedded store was used.
+            assert not (tmp_path / "data" / "blobs").exists()
+            assert broker.store.peek("ingest-jobs", 0, 10) == []
+            assert len(broker.store.peek("ingest-jobs/$DeadLetterQueue", 0, 10)) == 1
 
 
 def hires_in_2021() -> int:
