@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PYTEST_ARGS ?=
+# The slow fault-injection tests (marker "slow") run in CI; `make test PYTEST_ARGS=` runs them too.
+PYTEST_ARGS ?= -m "not slow"
 
 .PHONY: install run test test-all lint format bench clean
 
