@@ -50,12 +50,16 @@ def line_blocks(chunks: Iterable[bytes], start: int, block_bytes: int) -> Iterat
             offset, skipping = end, None
             chunk = chunk[newline + 1 :]
         buf += chunk
-        if len(buf) >= block_bytes:
-            cut = buf.rfind(b"\n")
-            if cut >= 0:
-                yield _lines_block(offset, bytes(buf[: cut + 1]))
-                offset += cut + 1
-                del buf[: cut + 1]
+        while len(buf) >= block_bytes:
+            # Whole lines up to about block_bytes; a line longer than that makes its own block.
+            cut = buf.rfind(b"\n", 0, block_bytes)
+            if cut < 0:
+                cut = buf.find(b"\n", block_bytes)
+            if cut < 0:
+                break
+            yield _lines_block(offset, bytes(buf[: cut + 1]))
+            offset += cut + 1
+            del buf[: cut + 1]
         if len(buf) > MAX_LINE_BYTES and b"\n" not in buf:
             skipping = Block(offset, offset + len(buf), bytes(buf[:_PREVIEW_BYTES]), 1, True)
             buf.clear()
