@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
 
 from api.limits import BodyLimit
+from api.observability import RequestContext, request_latency
 from api.problems import install_problem_handlers
-from api.routes import dead_letters, health, jobs, reports, tables, uploads
+from api.routes import dead_letters, health, jobs, metrics, reports, tables, uploads
 from common.bootstrap import Services, build_services
+from common.metrics import ServiceCollector
 from common.migrate import upgrade
 from common.settings import Settings
 
@@ -29,6 +32,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if own:
             upgrade(built.db)
         app.state.services = built
+        app.state.metrics.register(ServiceCollector(built))
         try:
             yield
         finally:
@@ -43,8 +47,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.api_keys = resolved.keys
+    app.state.metrics = CollectorRegistry()
     app.add_middleware(BodyLimit, max_bytes=resolved.max_batch_bytes)
+    app.add_middleware(RequestContext, latency=request_latency(app.state.metrics))
     install_problem_handlers(app)
-    for module in (uploads, jobs, tables, reports, dead_letters, health):
+    for module in (uploads, jobs, tables, reports, dead_letters, health, metrics):
         app.include_router(module.router)
     return app

@@ -28,9 +28,12 @@ class RetryPolicy:
     attempts: int = 4
     initial_wait_seconds: float = 0.2
     max_wait_seconds: float = 5.0
+    on_retry: Callable[[BaseException], None] | None = None
 
     def _log(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and self.on_retry is not None:
+            self.on_retry(exc)
         log.warning(
             "transient error, retrying",
             attempt=state.attempt_number,

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     )
     transient_backoff_max_seconds: float = Field(default=30.0, ge=0)
 
+    worker_metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Port for a worker's own Prometheus metrics."
+    )
     heartbeat_file: Path | None = Field(
         default=None, description="File a worker touches on every loop, for health checks."
     )

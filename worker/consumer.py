@@ -13,6 +13,7 @@ from common.errors import IngestError, LeaseLost, LockLost, PermanentError
 from common.jobs import JobStatus
 from common.messages import JobMessage
 from common.queue import MAX_DELIVERY_REASON, ReceivedMessage
+from worker import metrics
 from worker.pipeline import Done, Interrupted, Outcome, PartIngestor, WaitUntil
 from worker.renewer import LockRenewer
 
@@ -62,6 +63,7 @@ class Consumer:
     def process(self, message: ReceivedMessage) -> None:
         job: JobMessage | None = None
         outcome: Outcome | BaseException
+        started = time.monotonic()
         try:
             job = JobMessage.decode(message.body)
             structlog.contextvars.bind_contextvars(job_id=job.job_id, part=job.part)
@@ -72,6 +74,10 @@ class Consumer:
                 outcome = self.ingestor.handle(job, message.delivery_count, renewer.lost)
         except Exception as exc:
             outcome = exc
+        table = structlog.contextvars.get_contextvars().get("table", "unknown")
+        metrics.PART_SECONDS.labels(table, _outcome_name(outcome)).observe(
+            time.monotonic() - started
+        )
         self.settle(message, job, outcome)
 
     def settle(
@@ -80,6 +86,7 @@ class Consumer:
         """The one place that turns an outcome into complete, abandon or dead-letter."""
         try:
             if isinstance(outcome, Done):
+                metrics.SETTLED.labels("complete", "done").inc()
                 self.queue.complete(message)
                 log.info("message completed", note=outcome.note)
             elif isinstance(outcome, WaitUntil):
@@ -114,6 +121,7 @@ class Consumer:
     def _abandon(
         self, message: ReceivedMessage, job: JobMessage | None, why: str, *, backoff: bool
     ) -> None:
+        metrics.SETTLED.labels("abandon", why.split(":", 1)[0]).inc()
         if job is not None:
             self._quietly(lambda: self.ingestor.release(job))
         if backoff:
@@ -131,6 +139,7 @@ class Consumer:
     def _dead_letter(
         self, message: ReceivedMessage, job: JobMessage | None, reason: str, description: str
     ) -> None:
+        metrics.SETTLED.labels("dead_letter", reason).inc()
         self.queue.dead_letter(message, reason, description)
         log.error("message dead-lettered", reason=reason, description=description)
         if job is not None:
@@ -172,6 +181,14 @@ class Consumer:
                     )
         except IngestError as exc:
             log.warning("dead-letter reconciliation failed", error=str(exc))
+
+
+def _outcome_name(outcome: Outcome | BaseException) -> str:
+    if isinstance(outcome, Done):
+        return "done"
+    if isinstance(outcome, WaitUntil):
+        return "waiting"
+    return getattr(outcome, "reason", type(outcome).__name__)
 
 
 def _describe(exc: BaseException | Outcome) -> str:

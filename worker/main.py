@@ -7,15 +7,18 @@ import signal
 import socket
 import threading
 import uuid
+from dataclasses import replace
 from types import FrameType
 
 import pyarrow as pa
 import structlog
+from prometheus_client import start_http_server
 
 from common.bootstrap import Services, build_services
 from common.logging import configure_logging
 from common.migrate import upgrade
 from common.settings import load_settings
+from worker import metrics
 from worker.consumer import Consumer
 
 log = structlog.get_logger("ingest.worker")
@@ -41,6 +44,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     services = build_services(settings)
+    services.retry = replace(services.retry, on_retry=metrics.count_retry)
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port, addr=settings.host)
     try:
         upgrade(services.db)
         consumer = build_consumer(services, stop)

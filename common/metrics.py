@@ -1,0 +1,86 @@
+"""Service-wide figures read from the database at scrape time, so they are right whatever the
+number of API servers and workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import func, select
+
+from common.bootstrap import Services
+from common.errors import IngestError
+from common.jobs import JobStatus
+from common.schema import ingest_jobs as jobs_t
+from common.schema import job_parts as parts_t
+from common.schema import rejected_rows
+from common.tables import LOAD_ORDER
+
+
+class ServiceCollector(Collector):
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def collect(self) -> Iterator[Metric]:
+        rows = CounterMetricFamily(
+            "ingest_rows", "Rows of uploads by table and outcome.", labels=["table", "outcome"]
+        )
+        batch_rejected = CounterMetricFamily(
+            "ingest_batch_rows_rejected",
+            "Rows of JSON batches rejected, by table.",
+            labels=["table"],
+        )
+        jobs = GaugeMetricFamily("ingest_jobs", "Jobs by status.", labels=["status"])
+        up = GaugeMetricFamily("ingest_metrics_up", "1 when the database answered the scrape.")
+        try:
+            with self.services.db.read() as conn:
+                per_table = {
+                    r.table_name: r
+                    for r in conn.execute(
+                        select(
+                            jobs_t.c.table_name,
+                            func.coalesce(func.sum(parts_t.c.rows_read), 0).label("read"),
+                            func.coalesce(func.sum(parts_t.c.rows_inserted), 0).label("inserted"),
+                            func.coalesce(func.sum(parts_t.c.rows_rejected), 0).label("rejected"),
+                        )
+                        .select_from(jobs_t.join(parts_t, parts_t.c.job_id == jobs_t.c.job_id))
+                        .group_by(jobs_t.c.table_name)
+                    )
+                }
+                statuses: dict[str, int] = dict(
+                    conn.execute(
+                        select(jobs_t.c.status, func.count()).group_by(jobs_t.c.status)
+                    ).all()
+                )
+                batches: dict[str, int] = dict(
+                    conn.execute(
+                        select(rejected_rows.c.table_name, func.count())
+                        .where(rejected_rows.c.batch_id.is_not(None))
+                        .group_by(rejected_rows.c.table_name)
+                    ).all()
+                )
+        except IngestError:
+            up.add_metric([], 0)
+            yield up
+            return
+        for table in LOAD_ORDER:
+            r = per_table.get(table)
+            for outcome in ("read", "inserted", "rejected"):
+                rows.add_metric([table, outcome], float(getattr(r, outcome) if r else 0))
+            batch_rejected.add_metric([table], float(batches.get(table, 0)))
+        for status in JobStatus:
+            jobs.add_metric([status.value], float(statuses.get(status.value, 0)))
+        up.add_metric([], 1)
+        yield from (rows, batch_rejected, jobs, up)
+        try:
+            depth = self.services.queue.active_count()
+            _, dead = self.services.queue.list_dead_letters(limit=1, offset=0)
+        except IngestError:
+            return
+        yield GaugeMetricFamily(
+            "ingest_queue_depth", "Messages waiting or in progress.", value=depth
+        )
+        yield GaugeMetricFamily(
+            "ingest_dead_letters", "Messages in the dead-letter queue.", value=dead
+        )
