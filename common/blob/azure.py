@@ -33,7 +33,7 @@ def _client_options() -> dict[str, Any]:
         "connection_timeout": 10,
         "read_timeout": 30,
         "retry_policy": ExponentialRetry(
-            initial_backoff=0.5, increment_base=2, retry_total=3, random_jitter_range=0.5
+            initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1
         ),
     }
 
