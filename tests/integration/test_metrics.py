@@ -53,3 +53,27 @@ def test_each_answer_echoes_or_invents_a_request_id(tmp_path: Path, database_url
 
     assert given.headers["x-request-id"] == "trace-42"
     assert len(invented.headers["x-request-id"]) == 32
+
+
+def test_the_dashboard_and_alerts_only_use_metrics_the_service_exports(
+    tmp_path: Path, database_url: str
+) -> None:
+    import re
+
+    from prometheus_client import REGISTRY, generate_latest
+
+    import worker.metrics  # noqa: F401  registers the worker's metrics
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "monitoring"
+    used = set(
+        re.findall(
+            r"ingest_[a-z_]+",
+            (docs / "alerts.yml").read_text() + (docs / "grafana-dashboard.json").read_text(),
+        )
+    )
+    with service_set(tmp_path, database_url) as services, api_client(services) as client:
+        client.get("/jobs")
+        exported = client.get("/metrics").text + generate_latest(REGISTRY).decode()
+    names = set(re.findall(r"^# TYPE (ingest_[a-z_]+)", exported, re.MULTILINE))
+    suffixed = {f"{n}{s}" for n in names for s in ("", "_total", "_bucket", "_count", "_sum")}
+    assert used <= suffixed, used - suffixed
