@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=0)
 
     chunk_bytes: int = Field(
-        default=4 * 1024 * 1024, ge=1024, description="Bytes read, validated and committed at once."
+        default=2 * 1024 * 1024, ge=1024, description="Bytes read, validated and committed at once."
     )
     part_bytes: int = Field(
         default=64 * 1024 * 1024,
