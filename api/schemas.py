@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, Literal, TypeVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from common.jobs import Job
 
 T = TypeVar("T")
 MAX_BATCH_ROWS = 1000
+
+
+def _in_utc(value: datetime) -> datetime:
+    """The database keeps UTC without a zone; an RFC 3339 date-time must say which it is."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 class Page(BaseModel, Generic[T]):
@@ -36,10 +44,10 @@ class JobOut(BaseModel):
     attempts: int
     on_conflict: str
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    updated_at: datetime
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    updated_at: UtcDatetime
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
@@ -80,11 +88,41 @@ class RejectedRowOut(BaseModel):
     line: int = Field(description="1-based line of the file (uploads) or index in the batch.")
     raw: str
     errors: list[RuleError]
-    created_at: datetime
+    created_at: UtcDatetime
+
+
+def _not_unicode(value: Any) -> bool:
+    """Whether ``value`` holds a string no database can store: JSON can spell a lone UTF-16
+    surrogate (``"\\ud800"``), which is not Unicode text."""
+    pending = [value]
+    while pending:  # no recursion: the nesting is the client's to choose
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 class BatchIn(BaseModel):
     rows: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH_ROWS)
+
+    @field_validator("rows")
+    @classmethod
+    def _only_unicode_text(cls, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, row in enumerate(rows):
+            if _not_unicode(row):
+                raise ValueError(
+                    f"row {i} holds a lone surrogate escape (\\ud800 to \\udfff), which is not "
+                    "Unicode text; send the text as valid UTF-8"
+                )
+        return rows
 
 
 class BatchRejectedOut(BaseModel):
@@ -134,8 +172,8 @@ class DeadLetterOut(BaseModel):
     reason: str
     description: str
     delivery_count: int
-    enqueued_at: datetime
-    dead_lettered_at: datetime | None
+    enqueued_at: UtcDatetime
+    dead_lettered_at: UtcDatetime | None
 
 
 class HealthOut(BaseModel):

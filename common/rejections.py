@@ -22,6 +22,8 @@ MAX_RAW_CHARS = 8192
 
 
 def _clip(raw: str) -> str:
+    # PostgreSQL text cannot hold NUL; show it the way undecodable bytes are shown.
+    raw = raw.replace("\x00", "\\x00")
     if len(raw) <= MAX_RAW_CHARS:
         return raw
     return f"{raw[:MAX_RAW_CHARS]}… ({len(raw)} characters in all)"

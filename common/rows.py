@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,4 +77,7 @@ class ValidRows:
 
 
 def json_raw(row: Any) -> str:
-    return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(row, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits: the standard library spells it
+        return json.dumps(row, default=str)

@@ -27,6 +27,8 @@ _ISO_WITH_ZONE = (
 _ISO_WITHOUT_ZONE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 STORED_TIMESTAMP = pa.timestamp("us")
+_EARLIEST = pa.scalar(datetime.min.replace(tzinfo=UTC), UTC_TIMESTAMP)
+_LATEST = pa.scalar(datetime.max.replace(tzinfo=UTC), UTC_TIMESTAMP)
 
 
 class _Column:
@@ -103,6 +105,10 @@ def _datetime_column(col: _Column, text: pa.Array) -> pa.Array:
             f"{col.name} is not a real date and time",
         )
         parsed = pc.fill_null(parsed, pa.scalar(0, UTC_TIMESTAMP))
+    # Arrow reads year 0, and an offset can carry 9999-12-31 into year 10000: no database can.
+    outside = pc.or_(pc.less(parsed, _EARLIEST), pc.greater(parsed, _LATEST))
+    col.check(outside, "invalid_datetime", f"{col.name} must fall in the years 1 to 9999 in UTC")
+    parsed = pc.if_else(outside, pa.scalar(0, UTC_TIMESTAMP), parsed)
     return pc.cast(parsed, STORED_TIMESTAMP)
 
 

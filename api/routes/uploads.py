@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSE, Problem
@@ -108,6 +109,12 @@ async def upload_one(
             services, request.headers["content-type"], request.stream(), fixed_table=table
         )
         if len(sinks) != 1:
+            for extra in sinks:  # stored already; no job will ever own them
+                await run_in_threadpool(
+                    services.blob.delete,
+                    services.settings.blob_container_name_historic,
+                    extra.blob_name,
+                )
             raise Problem(
                 422,
                 "Expected one file",

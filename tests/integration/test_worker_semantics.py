@@ -10,6 +10,7 @@ import csv
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -343,7 +344,8 @@ def test_employees_wait_for_earlier_department_and_job_uploads(services: Service
             2,
             0,
         )
-        assert job(client, deps["job_id"])["finished_at"] <= done["started_at"]
+        finished = datetime.fromisoformat(job(client, deps["job_id"])["finished_at"])
+        assert finished <= datetime.fromisoformat(done["started_at"])
 
 
 # --- dead letters --------------------------------------------------------------------------
