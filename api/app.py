@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 from api.limits import BodyLimit
 from api.observability import RequestContext, request_latency
 from api.problems import install_problem_handlers
-from api.routes import dead_letters, health, jobs, metrics, reports, tables, uploads
+from api.routes import backups, dead_letters, health, jobs, metrics, reports, tables, uploads
 from common.bootstrap import Services, build_services
 from common.metrics import ServiceCollector
 from common.migrate import upgrade
@@ -51,6 +51,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(BodyLimit, max_bytes=resolved.max_batch_bytes)
     app.add_middleware(RequestContext, latency=request_latency(app.state.metrics))
     install_problem_handlers(app)
-    for module in (uploads, jobs, tables, reports, dead_letters, health, metrics):
+    for module in (uploads, jobs, tables, reports, dead_letters, backups, health, metrics):
         app.include_router(module.router)
     return app

@@ -136,3 +136,14 @@ queue_messages = Table(
     Column("dead_lettered_at", DateTime),
     Index("ix_queue_messages_ready", "queue", "dead_lettered", "visible_at"),
 )
+
+# A named lease: the holder (owner, until) alone runs a task that must run once per occasion
+# across every worker; ``last_run`` is the occasion (a scheduled time) last completed.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(36)),
+    Column("until", DateTime),
+    Column("last_run", DateTime),
+)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -85,6 +86,12 @@ class Settings(BaseSettings):
     heartbeat_file: Path | None = Field(
         default=None, description="File a worker touches on every loop, for health checks."
     )
+    backup_schedule: str | None = Field(
+        default=None, description="Cron expression (UTC) on which workers take backups."
+    )
+    backup_retention: int | None = Field(
+        default=None, ge=1, description="Backups kept per table; older ones are deleted."
+    )
     log_level: str = "INFO"
     log_format: str = Field(default="json", pattern="^(json|console)$")
 
@@ -136,6 +143,11 @@ class Settings(BaseSettings):
         if self.azure_storage_connection_string and self.azure_storage_account_url:
             raise ValueError(
                 "set either AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL"
+            )
+        if self.backup_schedule is not None and not croniter.is_valid(self.backup_schedule):
+            raise ValueError(
+                f"BACKUP_SCHEDULE {self.backup_schedule!r} is not a cron expression; set it like "
+                "'0 2 * * *' (every day at 02:00 UTC)"
             )
         return self
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import structlog
 
+from common.backup.scheduler import scheduler_for
 from common.bootstrap import Services
 from common.errors import IngestError, LeaseLost, LockLost, PermanentError
 from common.jobs import JobStatus
@@ -31,6 +32,7 @@ class Consumer:
         self.stop = stop
         self.ingestor = PartIngestor(services, owner, stop)
         self._last_reconcile = 0.0
+        self.backups = scheduler_for(services, owner)
 
     def run(self) -> None:
         log.info("worker started", queue=self.services.settings.queue_name)
@@ -42,6 +44,8 @@ class Consumer:
         """Receive and process at most one message; return whether one was processed."""
         self._beat()
         self._reconcile_if_due()
+        if self.backups is not None:
+            self.backups.tick_quietly()
         try:
             message = self.queue.receive(self.services.settings.receive_wait_seconds)
         except IngestError as exc:
