@@ -30,6 +30,7 @@ from common.bootstrap import Services
 from common.db import Database
 from common.migrate import upgrade
 from tests.conftest import SAMPLE_DATA
+from tests.support.azurite import azurite
 from tests.support.flow import api_client, drain, service_set, table_rows
 from tests.support.services import postgres_database
 from worker.main import build_consumer
@@ -78,11 +79,24 @@ def loaded(tmp_path: Path, database_url: str) -> Iterator[tuple[Services, TestCl
         yield services, client
 
 
+@pytest.fixture(params=["local", "azurite"])
+def blob_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Settings for the embedded blob folder, or for Azure Blob Storage on Azurite."""
+    if request.param == "local":
+        yield {}
+        return
+    with azurite(tmp_path) as server:
+        yield {"azure_storage_connection_string": server.connection_string}
+
+
 def test_a_run_restores_every_row_and_type_into_an_empty_database(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, database_url: str, blob_backend: dict[str, str]
 ) -> None:
     # Given the sample data and a backup run of all three tables
-    with service_set(tmp_path, database_url) as services, api_client(services) as client:
+    with (
+        service_set(tmp_path, database_url, **blob_backend) as services,
+        api_client(services) as client,
+    ):
         load_sample(client, services)
         run = back_up(client)
         before = {t: table_rows(services, t) for t in TABLES}
@@ -98,7 +112,7 @@ def test_a_run_restores_every_row_and_type_into_an_empty_database(
     # When the database is lost and a service on an empty one restores from the blobs alone
     with (
         empty_database(database_url, tmp_path) as fresh,
-        service_set(tmp_path, fresh) as services,
+        service_set(tmp_path, fresh, **blob_backend) as services,
         api_client(services) as client,
     ):
         listed = client.get("/backups").json()
