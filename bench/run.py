@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -153,8 +154,15 @@ def sqlite_to_sql(path: Path, rows: int, workdir: Path) -> Result:
 
 
 def service_load(
-    label: str, path: Path, rows: int, workdir: Path, database_url: str | None, workers: int = 1
+    label: str,
+    path: Path,
+    rows: int,
+    workdir: Path,
+    database_url: str | None,
+    workers: int = 1,
+    backups: list[Result] | None = None,
 ) -> Result:
+    """Time one upload to ``succeeded``; with ``backups``, also back up and restore the table."""
     with running_service(workdir, workers, database_url) as service:
         for table in ("departments", "jobs"):
             job = service.client.post(
@@ -172,7 +180,7 @@ def service_load(
         job = service.wait_for(answer.json()["job_id"])
         seconds = time.perf_counter() - start
         assert job["status"] == "succeeded" and job["rows_inserted"] == rows, job
-        return Result(
+        result = Result(
             label,
             seconds,
             rows,
@@ -182,6 +190,33 @@ def service_load(
                 "worker_peak_rss_mb": f"{service.peak_rss('worker'):.0f}",
             },
         )
+        if backups is not None:
+            backups.extend(_backup_and_restore(service, label.split(":")[0], rows))
+        return result
+
+
+def _backup_and_restore(service: Any, database: str, rows: int) -> list[Result]:
+    start = time.perf_counter()
+    answer = service.client.post("/backups/hired_employees")
+    backed_up = time.perf_counter() - start
+    assert answer.status_code == 201, answer.text
+    record = answer.json()
+    start = time.perf_counter()
+    restored = service.client.post(f"/backups/{record['backup_id']}/restore")
+    restore_seconds = time.perf_counter() - start
+    assert restored.status_code == 200, restored.text
+    rss = f"{service.peak_rss('api'):.0f}"
+    return [
+        Result(
+            f"{database}: AVRO backup of the table",
+            backed_up,
+            rows,
+            {"bytes": str(record["byte_size"]), "api_peak_rss_mb": rss},
+        ),
+        Result(
+            f"{database}: restore from that backup", restore_seconds, rows, {"api_peak_rss_mb": rss}
+        ),
+    ]
 
 
 def batches(seconds: float, clients: int, workdir: Path) -> Result:
@@ -296,10 +331,20 @@ def main() -> None:
         to_sql = pg_to_sql(path, args.rows)
         url = new_pg_database()
         try:
+            backups: list[Result] = []
             service = service_load(
-                "PostgreSQL: the service, end to end", path, args.rows, work / "pg", url
+                "PostgreSQL: the service, end to end",
+                path,
+                args.rows,
+                work / "pg",
+                url,
+                backups=backups,
             )
-            results += [copy, to_sql, service, *reports(url)]
+            results += [copy, to_sql, service, *reports(url), *backups]
+            ratios.append(
+                f"PostgreSQL: restore / ingest = {backups[1].seconds / service.seconds:.2f} "
+                "(goal <= 2.0)"
+            )
         finally:
             drop_pg_database(url)
         ratios.append(
@@ -310,10 +355,19 @@ def main() -> None:
     if "sqlite" in only:
         many = sqlite_executemany(path, args.rows, work)
         to_sql = sqlite_to_sql(path, args.rows, work)
+        backups = []
         service = service_load(
-            "SQLite: the service, end to end", path, args.rows, work / "sqlite", None
+            "SQLite: the service, end to end",
+            path,
+            args.rows,
+            work / "sqlite",
+            None,
+            backups=backups,
         )
-        results += [many, to_sql, service]
+        results += [many, to_sql, service, *backups]
+        ratios.append(
+            f"SQLite: restore / ingest = {backups[1].seconds / service.seconds:.2f} (goal <= 2.0)"
+        )
         ratios.append(
             f"SQLite: service / executemany = {service.seconds / many.seconds:.2f} "
             f"(goal <= 2.0); read_csv+to_sql / service = "
