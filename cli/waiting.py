@@ -1,0 +1,89 @@
+"""Follow jobs until they finish, with a progress bar each, then sum them up."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from cli.client import Client
+from cli.output import EXIT_FAILED, note, print_json, stderr
+
+POLL_SECONDS = 0.5
+DONE = frozenset({"succeeded", "failed"})
+Job = dict[str, Any]
+
+
+def _describe(job: Job) -> str:
+    return (
+        f"{job['table']} {job['status']}: {job['rows_read']:,} rows, "
+        f"{job['rows_inserted']:,} inserted, {job['rows_rejected']:,} rejected"
+    )
+
+
+def wait_for(client: Client, jobs: list[Job], *, quiet: bool) -> list[Job]:
+    """Poll every job until each has succeeded or failed; the final states, in order."""
+    latest = {j["job_id"]: j for j in jobs}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=stderr,
+        disable=quiet,
+    ) as progress:
+        bars: dict[str, TaskID] = {
+            job_id: progress.add_task(_describe(j), total=j["size_bytes"] or 1)
+            for job_id, j in latest.items()
+        }
+        while True:
+            for job_id, j in latest.items():
+                if j["status"] not in DONE:
+                    latest[job_id] = j = client.json("GET", f"/jobs/{job_id}")
+                done = j["bytes_done"] if j["size_bytes"] else int(j["status"] in DONE)
+                progress.update(bars[job_id], completed=done, description=_describe(j))
+            if all(j["status"] in DONE for j in latest.values()):
+                break
+            time.sleep(POLL_SECONDS)
+    return [latest[j["job_id"]] for j in jobs]
+
+
+def _seconds(job: Job) -> float | None:
+    try:
+        start = datetime.fromisoformat(job["created_at"])
+        end = datetime.fromisoformat(job["finished_at"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (end - start).total_seconds()
+
+
+def summarize(jobs: list[Job], *, as_json: bool) -> int:
+    """Print what each job did; the exit code: 0 if all succeeded, 1 if any failed."""
+    if as_json:
+        print_json(jobs if len(jobs) > 1 else jobs[0])
+    else:
+        for job in jobs:
+            took = _seconds(job)
+            line = (
+                f"{job['table']}: {job['status']}, {job['rows_inserted']} inserted, "
+                f"{job['rows_rejected']} rejected"
+                + (f" in {took:.1f} s" if took is not None else "")
+                + f" (job {job['job_id']})"
+            )
+            if job["status"] == "failed":
+                line += f": {job.get('error') or 'no reason given'}"
+            typer.echo(line)
+    failed = [j for j in jobs if j["status"] == "failed"]
+    if failed and not as_json:
+        note(f"{len(failed)} job(s) failed; see 'ingest dead-letters list'")
+    return EXIT_FAILED if failed else 0
