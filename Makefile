@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The slow fault-injection tests (marker "slow") run in CI; `make test PYTEST_ARGS=` runs them too.
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install run test odbc lint format bench clean
+.PHONY: install run test azurite odbc lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,11 +20,15 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m common.supervisor
 
-AZURITE := .tools/azurite/node_modules/.bin/azurite-blob
+# Azurite 3.35 is the newest that runs on Node 20. Installed once; a new version installs anew.
+AZURITE_VERSION := 3.35.0
+AZURITE := .tools/azurite/node_modules/.installed-azurite-$(AZURITE_VERSION)
 
-# Azurite 3.35 is the newest that runs on Node 20.
 $(AZURITE):
-	npm install --prefix .tools/azurite azurite@3.35.0 --no-audit --no-fund --loglevel=error
+	npm install --prefix .tools/azurite azurite@$(AZURITE_VERSION) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+azurite: $(AZURITE)
 
 # unixODBC and PostgreSQL's ODBC driver carry the SQL Server bulk-path tests; installed when
 # this runs as root on Debian/Ubuntu, otherwise those tests skip (and fail in CI).

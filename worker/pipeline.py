@@ -26,6 +26,7 @@ from common.validation import validate
 log = structlog.get_logger("ingest.worker")
 
 _HEAD_BYTES = 64 * 1024
+_LEASE_SHARE_OF_LOCK = 0.8
 
 
 class Interrupted(IngestError):
@@ -63,7 +64,10 @@ class PartIngestor:
 
     @property
     def lease_seconds(self) -> float:
-        return self.services.queue.lock_duration_seconds
+        # Shorter than the message lock: when a worker dies, its lease has lapsed by the time
+        # the broker redelivers the message, so the redelivery (with its delivery count) takes
+        # the part over instead of being rescheduled as a fresh message with a fresh count.
+        return self.services.queue.lock_duration_seconds * _LEASE_SHARE_OF_LOCK
 
     def handle(self, message: JobMessage, delivery_count: int, cancel: threading.Event) -> Outcome:
         jobs = self.services.jobs

@@ -1,15 +1,23 @@
-"""Azure Blob Storage behind the blob port: block uploads, ranged downloads, metadata."""
+"""Azure Blob Storage behind the blob port: staged blocks, ranged downloads, metadata.
+
+SDK errors become the project's own here and nowhere else. Messages name the account, the
+container and the blob, never a key, a SAS token or a connection string.
+"""
 
 from __future__ import annotations
 
 import base64
+import string
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from functools import partial
-from typing import Any, TypeVar
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from azure.core.exceptions import (
     AzureError,
+    ClientAuthenticationError,
+    DecodeError,
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
@@ -20,142 +28,203 @@ from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient, Ex
 
 from common.blob import BlobInfo
 from common.errors import BlobNotFound, BlobStoreUnavailable, PermanentError
-from common.settings import Settings
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from common.settings import Settings
+
+DEFAULT_BLOCK_BYTES = 4 * 1024 * 1024
+# Put Block List takes at most this many blocks: the largest blob is this times the block size.
+MAX_BLOCKS = 50_000
+# An outage shows within about 25 s (3 tries of a 5 s connect, some 3 s and 5 s apart) instead
+# of the SDK's minutes; the worker's own retries and redeliveries take it from there.
+CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 15}
+RETRY_TOTAL = 2
+# A probe answers at once: one try, short timeouts.
+_PROBE: dict[str, Any] = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 5}
+_RETRYABLE_STATUS = frozenset({408, 429})
+# Metadata travels in HTTP headers: ASCII only, edges trimmed. Values are stored percent-encoded.
+_META_SAFE = "".join(c for c in string.printable if c not in string.whitespace + "%")
 
 
-# An outage shows within about half a minute instead of the SDK's minutes of retries; the
-# worker's own retries and redeliveries take it from there.
-# (The storage SDK's own default waits 15 s, then 18 s, … between tries.)
-def _client_options() -> dict[str, Any]:
-    return {
-        "connection_timeout": 10,
-        "read_timeout": 30,
-        "retry_policy": ExponentialRetry(
-            initial_backoff=1, increment_base=2, retry_total=3, random_jitter_range=1
-        ),
-    }
+def _retry(total: int = RETRY_TOTAL) -> ExponentialRetry:
+    return ExponentialRetry(
+        initial_backoff=1, increment_base=2, retry_total=total, random_jitter_range=1
+    )
 
 
-_RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-def _translate(what: str, call: Callable[[], T]) -> T:
-    """Run an SDK call; raise the project's errors for the SDK's."""
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """Raise the project's errors for the SDK's while talking to the store about ``what``."""
     try:
-        return call()
-    except ResourceNotFoundError:
-        raise BlobNotFound(f"{what} does not exist") from None
-    except (ServiceRequestError, ServiceResponseError) as exc:
+        yield
+    except ResourceNotFoundError as exc:
+        raise BlobNotFound(f"{what} does not exist") from exc
+    except (ServiceRequestError, ServiceResponseError, DecodeError) as exc:
         raise BlobStoreUnavailable(
             f"blob store unreachable ({what}): {type(exc).__name__}"
         ) from exc
-    except HttpResponseError as exc:
-        if exc.status_code in _RETRYABLE_STATUS:
+    except ClientAuthenticationError as exc:
+        if exc.status_code is None:  # no token: the identity endpoint did not answer
             raise BlobStoreUnavailable(
-                f"blob store busy or failing ({what}): HTTP {exc.status_code}"
+                f"no access token for the blob store ({what}): {type(exc).__name__}; "
+                "check the managed identity"
             ) from exc
-        raise PermanentError(
-            f"blob store refused {what}: HTTP {exc.status_code} {exc.reason}"
-        ) from exc
+        raise PermanentError(_refusal(what, exc)) from exc
+    except HttpResponseError as exc:
+        status = exc.status_code or 0
+        if status in _RETRYABLE_STATUS or status >= 500:
+            raise BlobStoreUnavailable(
+                f"blob store busy or failing ({what}): HTTP {status}"
+            ) from exc
+        raise PermanentError(_refusal(what, exc)) from exc
     except AzureError as exc:
         raise BlobStoreUnavailable(f"blob store error ({what}): {type(exc).__name__}") from exc
 
 
-def _download(blob: Any, offset: int, length: int) -> bytes:
-    data: bytes = blob.download_blob(offset=offset, length=length, max_concurrency=1).readall()
-    return data
+def _refusal(what: str, exc: HttpResponseError) -> str:
+    code = getattr(exc, "error_code", None)  # set by the storage SDK, often an enum
+    code = f" ({getattr(code, 'value', code)})" if code else ""
+    return f"blob store refused {what}: HTTP {exc.status_code} {exc.reason}{code}"
+
+
+def _encode(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: quote(v, safe=_META_SAFE) for k, v in (metadata or {}).items()}
+
+
+def _decode(metadata: Mapping[str, str] | None) -> dict[str, str]:
+    return {k: unquote(v) for k, v in (metadata or {}).items()}
 
 
 class AzureBlobWriter:
-    """Stages a block per ``block_bytes`` written; the blob appears only on :meth:`commit`."""
+    """Stages one block per ``block_bytes`` written, holding at most one block in memory.
+
+    Nothing is visible until :meth:`commit` puts the block list; after :meth:`abort` the staged
+    blocks stay uncommitted, invisible, and the service drops them (after a week at most).
+    """
 
     def __init__(self, container: ContainerClient, name: str, block_bytes: int) -> None:
         self._blob = container.get_blob_client(name)
+        self._what = f"blob {container.container_name}/{name}"
         self._name = name
         self._block_bytes = block_bytes
         self._buffer = bytearray()
         self._blocks: list[BlobBlock] = []
         self._size = 0
         self._prefix = uuid.uuid4().hex[:8]
+        self._open = True
 
     def write(self, data: bytes) -> None:
-        self._buffer += data
-        self._size += len(data)
-        while len(self._buffer) >= self._block_bytes:
-            block = bytes(self._buffer[: self._block_bytes])
-            del self._buffer[: self._block_bytes]
-            self._stage(block)
+        self._check_open()
+        view = memoryview(data)
+        while view:
+            if not self._buffer and len(view) >= self._block_bytes:
+                self._stage(bytes(view[: self._block_bytes]))
+                view = view[self._block_bytes :]
+                continue
+            room = self._block_bytes - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if len(self._buffer) == self._block_bytes:
+                self._stage(bytes(self._buffer))
+                self._buffer.clear()
 
     def _stage(self, block: bytes) -> None:
-        # Block ids must all have the same length within a blob.
-        raw_id = f"{self._prefix}-{len(self._blocks):08d}".encode()
-        block_id = base64.b64encode(raw_id).decode()
-        _translate(f"block of {self._name}", lambda: self._blob.stage_block(block_id, block))
+        if len(self._blocks) >= MAX_BLOCKS:
+            raise PermanentError(
+                f"{self._what} would take more than {MAX_BLOCKS} blocks of {self._block_bytes} "
+                "bytes; raise UPLOAD_BLOCK_BYTES"
+            )
+        # Every block id of a blob has the same length; the prefix keeps writers apart.
+        block_id = base64.b64encode(f"{self._prefix}-{len(self._blocks):08d}".encode()).decode()
+        with _errors(self._what):
+            self._blob.stage_block(block_id, block, length=len(block))
         self._blocks.append(BlobBlock(block_id=block_id))
+        self._size += len(block)
 
     def commit(self, metadata: Mapping[str, str] | None = None) -> BlobInfo:
-        if self._buffer or not self._blocks:
-            block, self._buffer = bytes(self._buffer), bytearray()
-            if block:
-                self._stage(block)
-        meta = dict(metadata or {})
-        _translate(
-            f"blob {self._name}",
-            lambda: self._blob.commit_block_list(self._blocks, metadata=meta),
-        )
-        return BlobInfo(self._name, self._size, meta)
+        self._check_open()
+        if self._buffer:
+            self._stage(bytes(self._buffer))
+            self._buffer.clear()
+        with _errors(self._what):
+            self._blob.commit_block_list(self._blocks, metadata=_encode(metadata))
+        self._open = False
+        return BlobInfo(self._name, self._size, dict(metadata or {}))
 
     def abort(self) -> None:
-        # Uncommitted blocks are never visible and Azure drops them after a week.
+        self._open = False
         self._buffer.clear()
         self._blocks.clear()
 
+    def _check_open(self) -> None:
+        if not self._open:
+            raise PermanentError(f"{self._what}: the writer was already committed or aborted")
+
 
 class AzureBlobStore:
-    """Containers and blobs in one storage account."""
+    """Containers and blobs in one storage account (see :class:`common.blob.BlobStore`)."""
 
-    def __init__(self, service: BlobServiceClient, block_bytes: int = 4 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        service: BlobServiceClient,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+        credential: TokenCredential | None = None,
+    ) -> None:
         self._service = service
         self._block_bytes = block_bytes
+        self._credential = credential
+        self._containers: list[str] = []  # the ones ensured, probed by ping()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AzureBlobStore:
+        """A connection string if set, else the account URL with ``DefaultAzureCredential``."""
         if settings.azure_storage_connection_string:
-            service = BlobServiceClient.from_connection_string(
-                settings.azure_storage_connection_string.get_secret_value(), **_client_options()
+            return cls.from_connection_string(
+                settings.azure_storage_connection_string.get_secret_value(),
+                block_bytes=settings.upload_block_bytes,
             )
-        else:
-            from azure.identity import DefaultAzureCredential
+        if not settings.azure_storage_account_url:
+            raise ValueError("set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL")
+        from azure.identity import DefaultAzureCredential
 
-            assert settings.azure_storage_account_url
-            service = BlobServiceClient(
-                settings.azure_storage_account_url,
-                credential=DefaultAzureCredential(),
-                **_client_options(),
-            )
-        return cls(service, settings.upload_block_bytes)
+        credential = DefaultAzureCredential()
+        service = BlobServiceClient(
+            settings.azure_storage_account_url,
+            credential=credential,
+            retry_policy=_retry(),
+            **CLIENT_OPTIONS,
+        )
+        return cls(service, settings.upload_block_bytes, credential)
 
     @classmethod
-    def from_connection_string(cls, connection_string: str, **options: Any) -> AzureBlobStore:
+    def from_connection_string(
+        cls,
+        connection_string: str,
+        *,
+        block_bytes: int = DEFAULT_BLOCK_BYTES,
+        retry_total: int = RETRY_TOTAL,
+        **options: Any,
+    ) -> AzureBlobStore:
+        """``options`` override the client's (``connection_timeout``, ``read_timeout``, ...)."""
         service = BlobServiceClient.from_connection_string(
-            connection_string, **{**_client_options(), **options}
+            connection_string, retry_policy=_retry(retry_total), **{**CLIENT_OPTIONS, **options}
         )
-        return cls(service)
+        return cls(service, block_bytes)
 
     def _container(self, container: str) -> ContainerClient:
         return self._service.get_container_client(container)
 
     def ensure_container(self, container: str) -> None:
-        try:
-            _translate(
-                f"container {container}", lambda: self._container(container).create_container()
-            )
-        except PermanentError as exc:
-            if isinstance(exc.__cause__, ResourceExistsError):
-                return
-            raise
+        with _errors(f"container {container}"):
+            try:
+                self._container(container).create_container()
+            except ResourceExistsError as exc:
+                if getattr(exc, "error_code", None) == "ContainerBeingDeleted":
+                    raise BlobStoreUnavailable(f"container {container} is being deleted") from exc
+        if container not in self._containers:
+            self._containers.append(container)
 
     def open_writer(self, container: str, name: str) -> AzureBlobWriter:
         return AzureBlobWriter(self._container(container), name, self._block_bytes)
@@ -168,54 +237,69 @@ class AzureBlobStore:
         end: int | None = None,
         chunk_size: int = 4 * 1024 * 1024,
     ) -> Iterator[bytes]:
+        """One ranged GET per chunk: memory holds one chunk, and a read starts where it's told."""
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
         blob = self._container(container).get_blob_client(name)
-        if end is None:
-            end = self.info(container, name).size
         offset = start
-        while offset < end:
-            length = min(chunk_size, end - offset)
-            data = _translate(f"blob {container}/{name}", partial(_download, blob, offset, length))
-            if not data:
+        while end is None or offset < end:
+            length = chunk_size if end is None else min(chunk_size, end - offset)
+            with _errors(f"blob {container}/{name}"):
+                try:
+                    stream = blob.download_blob(offset=offset, length=length, max_concurrency=1)
+                    data = stream.readall()
+                except HttpResponseError as exc:
+                    if exc.status_code != 416:
+                        raise
+                    data = b""  # the range starts past the end: empty, as a file read there
+            if data:
+                yield data
+            if len(data) < length:
                 return
             offset += len(data)
-            yield data
 
     def info(self, container: str, name: str) -> BlobInfo:
-        props = _translate(
-            f"blob {container}/{name}",
-            lambda: self._container(container).get_blob_client(name).get_blob_properties(),
-        )
-        return BlobInfo(name, int(props.size), dict(props.metadata or {}))
+        with _errors(f"blob {container}/{name}"):
+            props = self._container(container).get_blob_client(name).get_blob_properties()
+        return BlobInfo(name, int(props.size), _decode(props.metadata))
 
     def list(self, container: str, prefix: str = "") -> Iterator[BlobInfo]:
-        blobs = _translate(
-            f"container {container}",
-            lambda: list(
-                self._container(container).list_blobs(
-                    name_starts_with=prefix or None, include=["metadata"]
-                )
-            ),
+        """Streamed page by page; the service lists names in order. No container, no blobs."""
+        blobs = iter(
+            self._container(container).list_blobs(
+                name_starts_with=prefix or None, include=["metadata"]
+            )
         )
-        for blob in sorted(blobs, key=lambda b: b.name):
-            yield BlobInfo(blob.name, int(blob.size), dict(blob.metadata or {}))
+        while True:
+            try:
+                with _errors(f"container {container}"):
+                    blob = next(blobs, None)
+            except BlobNotFound:
+                return
+            if blob is None:
+                return
+            yield BlobInfo(blob.name, int(blob.size), _decode(blob.metadata))
 
     def delete(self, container: str, name: str) -> None:
         try:
-            _translate(
-                f"blob {container}/{name}",
-                lambda: self._container(container).get_blob_client(name).delete_blob(),
-            )
+            with _errors(f"blob {container}/{name}"):
+                self._container(container).get_blob_client(name).delete_blob(
+                    delete_snapshots="include"
+                )
         except BlobNotFound:
             return
 
     def ping(self) -> None:
-        # A probe answers quickly: one try, short timeouts.
-        _translate(
-            "the storage account",
-            lambda: self._service.get_service_properties(
-                retry_total=0, connection_timeout=3, read_timeout=5
-            ),
-        )
+        """Probe a container this store uses (what a data-plane role may read), else the account."""
+        if self._containers:
+            with _errors(f"container {self._containers[0]}"):
+                self._container(self._containers[0]).get_container_properties(**_PROBE)
+        else:
+            with _errors(f"account {self._service.account_name}"):
+                self._service.get_account_information(**_PROBE)
 
     def close(self) -> None:
         self._service.close()
+        close = getattr(self._credential, "close", None)
+        if close is not None:
+            close()

@@ -91,14 +91,12 @@ def _local_blobs(tmp_path: Path) -> Iterator[BlobStore]:
 
 
 @contextmanager
-def _azurite_blobs(tmp_path: Path) -> Iterator[BlobStore]:
-    from common.blob.azure import AzureBlobStore
-    from tests.support.azurite import azurite
+def _azurite_blobs(_tmp_path: Path) -> Iterator[BlobStore]:
+    """The real SDK against the session's one Azurite, in containers of this test's own."""
+    from tests.support.azurite import azurite_store
 
-    with azurite(tmp_path) as server:
-        store = AzureBlobStore.from_connection_string(server.connection_string)
+    with azurite_store() as store:
         yield store
-        store.close()
 
 
 BLOB_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BlobStore]]] = {

@@ -3,16 +3,24 @@ blob service alone, in memory, on a free loopback port; stoppable and restartabl
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 from tests.support.services import unavailable
+
+if TYPE_CHECKING:
+    from common.blob import BlobInfo, BlobWriter
+    from common.blob.azure import AzureBlobStore
 
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(
@@ -44,6 +52,15 @@ class Azurite:
         )
 
     def start(self) -> None:
+        """Start on :attr:`port` (again, after :meth:`stop`) and wait until it answers."""
+        problem = self._launch()
+        if problem is not None:
+            unavailable(problem)
+
+    def _launch(self) -> str | None:
+        """Start; the reason it could not, or None."""
+        if not BINARY.exists():
+            return f"Azurite ({BINARY} is missing; `make test` installs it)"
         self._log = log = (self.workdir / "azurite.log").open("ab")
         self.process = subprocess.Popen(
             [
@@ -59,6 +76,7 @@ class Azurite:
                 "--disableTelemetry",
             ],
             cwd=self.workdir,
+            stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
         )
@@ -68,11 +86,11 @@ class Azurite:
                 break
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
+                    return None
             except OSError:
                 time.sleep(0.1)
         self.stop()
-        unavailable(f"Azurite (it did not start; see {self.workdir / 'azurite.log'})")
+        return f"Azurite (it did not start; see {self.workdir / 'azurite.log'})"
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -99,3 +117,85 @@ def azurite(workdir: Path) -> Iterator[Azurite]:
         yield server
     finally:
         server.stop()
+
+
+# --- one Azurite for the whole test session -----------------------------------------------------
+
+_shared: Azurite | None = None
+_shared_problem: str | None = None
+
+
+def shared_azurite() -> Azurite:
+    """The session's Azurite: started on first use, stopped when the test process exits.
+
+    Tests sharing it keep apart by container names (:class:`FreshContainers`); a test that stops
+    Azurite starts its own with :func:`azurite` instead. A failed start is not retried per test.
+    """
+    global _shared, _shared_problem
+    if _shared is None and _shared_problem is None:
+        workdir = Path(tempfile.mkdtemp(prefix="azurite-"))
+        server = Azurite(_free_port(), workdir)
+        _shared_problem = server._launch()
+        if _shared_problem is None:
+            _shared = server
+            atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+            atexit.register(server.stop)  # runs first
+    if _shared is None:
+        unavailable(_shared_problem or "Azurite")
+        raise AssertionError("unreachable: unavailable() raises")
+    return _shared
+
+
+class FreshContainers:
+    """A blob store whose container names carry a suffix of their own, so that tests sharing
+    one Azurite never see each other's blobs. Everything else goes to the store unchanged."""
+
+    def __init__(self, store: AzureBlobStore) -> None:
+        self.store = store
+        self.suffix = uuid.uuid4().hex[:12]
+
+    def container(self, name: str) -> str:
+        """The container actually used for ``name``."""
+        return f"{name}-{self.suffix}"
+
+    def ensure_container(self, container: str) -> None:
+        self.store.ensure_container(self.container(container))
+
+    def open_writer(self, container: str, name: str) -> BlobWriter:
+        return self.store.open_writer(self.container(container), name)
+
+    def read_range(
+        self,
+        container: str,
+        name: str,
+        start: int = 0,
+        end: int | None = None,
+        chunk_size: int = 4 * 1024 * 1024,
+    ) -> Iterator[bytes]:
+        return self.store.read_range(self.container(container), name, start, end, chunk_size)
+
+    def info(self, container: str, name: str) -> BlobInfo:
+        return self.store.info(self.container(container), name)
+
+    def list(self, container: str, prefix: str = "") -> Iterator[BlobInfo]:
+        return self.store.list(self.container(container), prefix)
+
+    def delete(self, container: str, name: str) -> None:
+        self.store.delete(self.container(container), name)
+
+    def ping(self) -> None:
+        self.store.ping()
+
+
+@contextmanager
+def azurite_store(**options: Any) -> Iterator[FreshContainers]:
+    """An :class:`AzureBlobStore` on the session's Azurite, in containers of this test's own.
+    ``options`` go to :meth:`AzureBlobStore.from_connection_string`."""
+    from common.blob.azure import AzureBlobStore
+
+    server = shared_azurite()
+    store = AzureBlobStore.from_connection_string(server.connection_string, **options)
+    try:
+        yield FreshContainers(store)
+    finally:
+        store.close()
