@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -25,45 +25,42 @@ def _csv(client: Client, path: str, year: int) -> None:
         out.flush()
 
 
-@app.command("hires-by-quarter")
-def hires_by_quarter(ctx: typer.Context, year: Year, as_csv: AsCsv = False) -> None:
-    """Hires per department and job in each quarter of YEAR."""
+def _fetch(ctx: typer.Context, name: str, year: int, as_csv: bool) -> dict[str, Any] | None:
+    """The report as JSON, or None once it was printed (as CSV or as JSON)."""
     options = options_of(ctx)
-    path = "/reports/hires-by-quarter"
+    path = f"/reports/{name}"
     with Client(options) as client:
         if as_csv:
             _csv(client, path, year)
-            return
-        report = client.json("GET", path, params={"year": year})
+            return None
+        report: dict[str, Any] = client.json("GET", path, params={"year": year})
     if options.json:
         print_json(report)
-        return
-    table(
-        ["department", "job", "Q1", "Q2", "Q3", "Q4"],
-        ([r["department"], r["job"], r["Q1"], r["Q2"], r["Q3"], r["Q4"]] for r in report["rows"]),
-        title=f"Hires by quarter, {year}",
-    )
+        return None
+    return report
+
+
+def _rows(report: dict[str, Any], columns: list[str]) -> list[list[Any]]:
+    return [[r[c] for c in columns] for r in report["rows"]]
+
+
+@app.command("hires-by-quarter")
+def hires_by_quarter(ctx: typer.Context, year: Year, as_csv: AsCsv = False) -> None:
+    """Hires per department and job in each quarter of YEAR."""
+    report = _fetch(ctx, "hires-by-quarter", year, as_csv)
+    if report is not None:
+        columns = ["department", "job", "Q1", "Q2", "Q3", "Q4"]
+        table(columns, _rows(report, columns), title=f"Hires by quarter, {year}")
 
 
 @app.command("departments-above-mean")
 def departments_above_mean(ctx: typer.Context, year: Year, as_csv: AsCsv = False) -> None:
     """Departments that hired more than the mean of hires per department in YEAR."""
-    options = options_of(ctx)
-    path = "/reports/departments-above-mean"
-    with Client(options) as client:
-        if as_csv:
-            _csv(client, path, year)
-            return
-        report = client.json("GET", path, params={"year": year})
-    if options.json:
-        print_json(report)
-        return
-    table(
-        ["id", "department", "hired"],
-        ([r["id"], r["department"], r["hired"]] for r in report["rows"]),
-        title=f"Departments above the mean, {year}",
-    )
-    note(f"mean hires per department in {year}: {report['mean']:.2f}")
+    report = _fetch(ctx, "departments-above-mean", year, as_csv)
+    if report is not None:
+        columns = ["id", "department", "hired"]
+        table(columns, _rows(report, columns), title=f"Departments above the mean, {year}")
+        note(f"mean hires per department in {year}: {report['mean']:.2f}")
 
 
 def register(root: typer.Typer) -> None:
