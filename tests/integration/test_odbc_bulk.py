@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pyarrow as pa
+import pyodbc
 import pytest
 from sqlalchemy.engine import make_url
 
 from common.odbc_bulk import fast_insert, rows_of
 from tests.support.services import postgres_database, unavailable
-
-pyodbc = pytest.importorskip("pyodbc")
 
 
 @pytest.fixture
