@@ -1,6 +1,7 @@
 """``make bench``: the service against the databases' own loaders, side by side.
 
-    python -m bench.run [--rows 1000000] [--batch-seconds 30] [--scale-rows 0] [--only pg,sqlite]
+    python -m bench.run [--rows 1000000] [--batch-seconds 30] [--scale-rows 0]
+                        [--scale-workers 1,2,4] [--only pg,sqlite,batches]
 
 Prints one table: seconds, rows/s, peak RSS, and the ratios the service is held to.
 """
@@ -191,7 +192,9 @@ def service_load(
             },
         )
         if backups is not None:
-            backups.extend(_backup_and_restore(service, label.split(":")[0], rows))
+            backups.extend(
+                _backup_and_restore(service, f"{label.split(':')[0]} {rows:,} rows", rows)
+            )
         return result
 
 
@@ -279,13 +282,13 @@ def batches(seconds: float, clients: int, workdir: Path) -> Result:
         drop_pg_database(url)
 
 
-def reports(url: str) -> list[Result]:
+def reports(url: str, rows: int) -> list[Result]:
     out = []
     with running_service(Path(tempfile.mkdtemp()), 0, url) as service:
         for report in ("hires-by-quarter", "departments-above-mean"):
             service.client.get(f"/reports/{report}?year=2021")  # warm the cache
             seconds = timed(lambda r=report: service.client.get(f"/reports/{r}?year=2021"))
-            out.append(Result(f"Report {report} (PostgreSQL)", seconds, 0))
+            out.append(Result(f"Report {report} ({rows:,} rows, PostgreSQL)", seconds, 0))
     return out
 
 
@@ -316,6 +319,9 @@ def main() -> None:
         default=0,
         help="also load a file of this many rows with 1, 2 and 4 workers",
     )
+    parser.add_argument(
+        "--scale-workers", default="1,2,4", help="worker counts for the --scale-rows runs"
+    )
     parser.add_argument("--only", default="pg,sqlite,batches")
     args = parser.parse_args()
     only = set(args.only.split(","))
@@ -340,7 +346,7 @@ def main() -> None:
                 url,
                 backups=backups,
             )
-            results += [copy, to_sql, service, *reports(url), *backups]
+            results += [copy, to_sql, service, *reports(url, args.rows), *backups]
             ratios.append(
                 f"PostgreSQL: restore / ingest = {backups[1].seconds / service.seconds:.2f} "
                 "(goal <= 2.0)"
@@ -378,9 +384,11 @@ def main() -> None:
     if args.scale_rows:
         big = write_hired(DATA, args.scale_rows)
         timings = {}
-        for workers in (1, 2, 4):
+        for workers in (int(n) for n in args.scale_workers.split(",")):
             url = new_pg_database()
             try:
+                # The one-worker run also times the reports and a backup at this size.
+                scale_backups: list[Result] | None = [] if workers == 1 else None
                 r = service_load(
                     f"PostgreSQL: {args.scale_rows:,} rows, {workers} worker(s)",
                     big,
@@ -388,15 +396,19 @@ def main() -> None:
                     work / f"scale{workers}",
                     url,
                     workers,
+                    backups=scale_backups,
                 )
                 results.append(r)
                 timings[workers] = r.seconds
+                if scale_backups is not None:
+                    results += [*reports(url, args.scale_rows), *scale_backups]
             finally:
                 drop_pg_database(url)
-        ratios.append(
-            "speed-up: "
-            + ", ".join(f"{w} workers {timings[1] / t:.2f}x" for w, t in timings.items())
-        )
+        if 1 in timings:
+            ratios.append(
+                "speed-up: "
+                + ", ".join(f"{w} workers {timings[1] / t:.2f}x" for w, t in timings.items())
+            )
     print_table(results, ratios)
 
 

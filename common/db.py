@@ -161,6 +161,26 @@ class Database:
         except DRIVER_ERRORS as exc:
             raise translate_db_error(exc) from exc
 
+    def refresh_after_bulk_load(self, table: str) -> None:
+        """Bring the planner's view of ``table`` up to date after a large load.
+
+        On PostgreSQL, ``VACUUM (ANALYZE)`` marks the new pages all-visible, so the reports'
+        index-only scans stop visiting the heap for every row (autovacuum would, but a minute
+        or more later), and refreshes the statistics. Elsewhere the engines' automatic
+        statistics suffice.
+        """
+        if self.dialect != "postgresql":
+            return
+        from sqlalchemy import text
+
+        quoted = self.engine.dialect.identifier_preparer.quote(table)
+        try:
+            with self.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.execute(text(f"VACUUM (ANALYZE) {quoted}"))
+        except DRIVER_ERRORS as exc:
+            raise translate_db_error(exc) from exc
+
     def ping(self) -> None:
         from sqlalchemy import text
 

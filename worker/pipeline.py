@@ -27,6 +27,8 @@ log = structlog.get_logger("ingest.worker")
 
 _HEAD_BYTES = 64 * 1024
 _LEASE_SHARE_OF_LOCK = 0.8
+# A job that inserted at least this many rows has the table's statistics refreshed after it.
+REFRESH_AFTER_ROWS = 100_000
 
 
 class Interrupted(IngestError):
@@ -90,7 +92,19 @@ class PartIngestor:
         if part.status is not PartStatus.PENDING:
             return Done(f"part already {part.status.value}")
         self._ingest(job, spec, part, cancel)
+        self._refresh_if_finished(job.job_id)
         return Done("part ingested")
+
+    def _refresh_if_finished(self, job_id: str) -> None:
+        job = self.services.jobs.get(job_id)
+        if job.status is not JobStatus.SUCCEEDED or job.rows_inserted < REFRESH_AFTER_ROWS:
+            return
+        try:
+            self.services.db.refresh_after_bulk_load(job.table)
+        except IngestError as exc:  # the rows are in; the database will catch up on its own
+            log.warning("statistics not refreshed after the load", error=str(exc))
+        else:
+            log.info("statistics refreshed after the load", rows_inserted=job.rows_inserted)
 
     def renew_lease(self, message: JobMessage) -> bool:
         return self.services.jobs.renew(

@@ -35,6 +35,7 @@ from tests.support.flow import (
     table_rows,
     upload,
 )
+from worker import pipeline
 from worker.main import build_consumer
 
 
@@ -493,3 +494,38 @@ def test_an_unknown_dead_letter_is_a_404_problem(client: TestClient) -> None:
     ):
         assert response.status_code == 404
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# --- after a large load ---------------------------------------------------------------------
+
+
+def _vacuums_and_analyzes(services: Services, table: str) -> tuple[int, int]:
+    from sqlalchemy import text
+
+    with services.db.read() as conn:
+        row = conn.execute(
+            text("SELECT vacuum_count, analyze_count FROM pg_stat_user_tables WHERE relname = :t"),
+            {"t": table},
+        ).one()
+    return int(row.vacuum_count), int(row.analyze_count)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_large_load_leaves_postgresql_ready_for_index_only_reports(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a threshold the first upload stays under and the second reaches
+    monkeypatch.setattr(pipeline, "REFRESH_AFTER_ROWS", 500)
+    small_job = upload_departments(rig.services, departments_file(300))
+    drain(rig.services)
+    assert rig.services.jobs.get(small_job).status is JobStatus.SUCCEEDED
+    assert _vacuums_and_analyzes(rig.services, "departments") == (0, 0)
+
+    # When a job inserting more rows than that succeeds
+    large = truth_of([f"{1000 + i},Department {i}" for i in range(800)], 2)
+    job_id = upload_departments(rig.services, large)
+    drain(rig.services)
+
+    # Then the table was vacuumed and analyzed once, after its rows were in
+    assert rig.services.jobs.get(job_id).status is JobStatus.SUCCEEDED
+    assert _vacuums_and_analyzes(rig.services, "departments") == (1, 1)
