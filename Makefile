@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The slow fault-injection tests (marker "slow") run in CI; `make test PYTEST_ARGS=` runs them too.
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: install run test azurite odbc lint format bench clean
+.PHONY: install run test azurite odbc browser lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,16 @@ odbc:
 	            apt-get install -y -qq unixodbc odbc-postgresql >/dev/null; }; } \
 	  || echo "note: install unixodbc and odbc-postgresql to run the ODBC tests"
 
-test: install $(AZURITE) odbc
+# Debian's Chromium carries the dashboard's browser tests (Playwright drives it; it downloads
+# no browser of its own); installed like the ODBC driver.
+browser:
+	@command -v chromium >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	            apt-get install -y -qq chromium >/dev/null; }; } \
+	  || echo "note: install chromium to run the dashboard's browser tests"
+
+test: install $(AZURITE) odbc browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Figures, not pass/fail: the service against psql \copy, executemany and read_csv + to_sql.

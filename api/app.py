@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from api.dashboard import mount_dashboard
 from api.limits import BodyLimit
 from api.observability import RequestContext, request_latency
 from api.problems import install_problem_handlers
@@ -53,4 +54,5 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     install_problem_handlers(app)
     for module in (uploads, jobs, tables, reports, dead_letters, backups, health, metrics):
         app.include_router(module.router)
+    mount_dashboard(app)
     return app

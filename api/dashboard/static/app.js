@@ -1,0 +1,451 @@
+// The operator's dashboard: jobs with live progress, rejected rows, dead letters, backups and
+// reports, all read from and acted on through the service's JSON API.
+
+import { ApiError, api, apiKey, download, setApiKey, uploadFile } from "./api.js";
+import { barChart, stackedBarChart } from "./charts.js";
+
+const REFRESH_MS = 1000;
+const PAGE = 50;
+const FINISHED = new Set(["succeeded", "failed"]);
+const $ = (selector) => document.querySelector(selector);
+
+// --- small DOM helpers: every value goes in as text -----------------------------------------
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+    else if (name === "dataset") Object.assign(node.dataset, value);
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  node.append(...children.flat().filter((c) => c !== undefined && c !== null).map(
+    (c) => (c instanceof Node ? c : document.createTextNode(String(c)))));
+  return node;
+}
+
+const num = (n) => Number(n).toLocaleString("en-US");
+const shortId = (id) => (id ? id.slice(0, 8) : "—");
+
+function when(iso) {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)} UTC`;
+}
+
+function duration(job) {
+  if (!job.started_at) return "—";
+  const end = job.finished_at ? new Date(job.finished_at) : new Date();
+  const s = Math.max(0, (end - new Date(job.started_at)) / 1000);
+  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+function bytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+}
+
+function fill(tbody, rows) {
+  tbody.replaceChildren(...rows);
+}
+
+function pager(container, { total, offset, limit }, go) {
+  container.replaceChildren();
+  if (total <= limit) return;
+  const last = offset + limit >= total;
+  container.append(
+    el("button", { type: "button", class: "secondary", disabled: offset === 0, onclick: () => go(Math.max(0, offset - limit)) }, "← Newer"),
+    el("span", {}, ` ${num(offset + 1)}–${num(Math.min(total, offset + limit))} of ${num(total)} `),
+    el("button", { type: "button", class: "secondary", disabled: last, onclick: () => go(offset + limit) }, "Older →"),
+  );
+}
+
+// --- notices and errors ---------------------------------------------------------------------
+
+let noticeTimer;
+function notify(text, kind = "info") {
+  const box = $("#notice");
+  box.textContent = text;
+  box.className = `notice ${kind}`;
+  box.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => { box.hidden = true; }, kind === "error" ? 12_000 : 5_000);
+}
+
+function failed(err) {
+  if (err instanceof ApiError && err.status === 401) {
+    $("#key-form").hidden = false;
+    notify(`${err.message}. Enter an API key above.`, "error");
+  } else {
+    notify(err.message || String(err), "error");
+  }
+}
+
+// Run an action from a button: disable it meanwhile, report the outcome, refresh the view.
+async function act(button, action, done) {
+  button.disabled = true;
+  try {
+    const message = await action();
+    if (message) notify(message, "ok");
+    await Promise.all([refresh(), countDeadLetters()]);
+  } catch (err) {
+    failed(err);
+  } finally {
+    button.disabled = false;
+    if (done) done();
+  }
+}
+
+// A button that runs `action` when clicked, after `question` is confirmed when there is one.
+function actionButton(label, className, action, question) {
+  const button = el("button", { type: "button", class: className }, label);
+  button.addEventListener("click", () => {
+    if (question && !window.confirm(question)) return;
+    act(button, action);
+  });
+  return button;
+}
+
+const restoredMessage = (answer) =>
+  `Restored ${Object.entries(answer.restored).map(([t, n]) => `${t}: ${num(n)} rows`).join(", ")}.`;
+
+// --- jobs -----------------------------------------------------------------------------------
+
+const jobsState = { offset: 0 };
+
+function statusBadge(status) {
+  return el("span", { class: `status status-${status}` }, status);
+}
+
+function progressBar(job) {
+  const fraction = job.size_bytes ? job.bytes_done / job.size_bytes : FINISHED.has(job.status) ? 1 : 0;
+  const percent = `${Math.floor(fraction * 100)}%`;
+  const parts = job.parts > 1 ? ` · part ${job.parts_done}/${job.parts}` : "";
+  return el("span", { class: "progress" },
+    el("progress", { max: 1, value: fraction, title: `${num(job.bytes_done)} of ${num(job.size_bytes)} bytes` }),
+    el("span", { class: "progress-figure" }, `${percent}${parts}`));
+}
+
+function jobRow(job) {
+  return el("tr", { dataset: { jobId: job.job_id, status: job.status } },
+    el("td", {}, el("a", { href: `#job/${job.job_id}`, title: job.job_id }, el("code", {}, shortId(job.job_id)))),
+    el("td", {}, job.table),
+    el("td", { class: "file", title: job.original_name || "" }, job.original_name || "—"),
+    el("td", {}, statusBadge(job.status)),
+    el("td", { class: "progress-col" }, progressBar(job)),
+    el("td", { class: "num" }, num(job.rows_read)),
+    el("td", { class: "num" }, num(job.rows_inserted)),
+    el("td", { class: "num" }, job.rows_rejected
+      ? el("a", { href: `#job/${job.job_id}`, class: "rejected-link" }, num(job.rows_rejected))
+      : "0"),
+    el("td", {}, when(job.started_at || job.created_at)),
+    el("td", { class: "num" }, duration(job)));
+}
+
+async function showJobs() {
+  const page = await api(`/jobs?limit=${PAGE}&offset=${jobsState.offset}`);
+  $("#jobs-total").textContent = `(${num(page.total)})`;
+  fill($("#jobs-table tbody"), page.items.map(jobRow));
+  $("#jobs-empty").hidden = page.total > 0;
+  pager($("#jobs-pager"), page, (offset) => { jobsState.offset = offset; refresh(); });
+}
+
+function setUpUpload() {
+  const form = $("#upload-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = $("#upload-file").files[0];
+    if (!file) return;
+    const table = $("#upload-table").value;
+    const box = $("#upload-progress");
+    const bar = box.querySelector("progress");
+    const figure = box.querySelector(".upload-figure");
+    const button = form.querySelector("button");
+    box.hidden = false;
+    button.disabled = true;
+    try {
+      const job = await uploadFile(table, file, (sent, total) => {
+        bar.value = total ? sent / total : 0;
+        figure.textContent = `${bytes(sent)} of ${bytes(total)}`;
+      });
+      notify(`Uploaded ${file.name}: job ${shortId(job.job_id)} is ${job.status}.`, "ok");
+      form.reset();
+      jobsState.offset = 0;
+      await refresh();
+    } catch (err) {
+      failed(err);
+    } finally {
+      button.disabled = false;
+      box.hidden = true;
+    }
+  });
+}
+
+// --- one job and its rejected rows ----------------------------------------------------------
+
+const jobState = { id: null, offset: 0, shownRejections: -1 };
+
+function summaryItem(label, value) {
+  return el("div", { class: "summary-item" }, el("span", { class: "label" }, label), el("span", { class: "value" }, value));
+}
+
+function reasons(errors) {
+  return el("ul", { class: "reasons" }, errors.map((e) =>
+    el("li", {}, el("b", {}, e.column), " ", el("span", { class: "rule" }, e.rule), ": ", e.message)));
+}
+
+async function showJob(jobId) {
+  if (jobState.id !== jobId) Object.assign(jobState, { id: jobId, offset: 0, shownRejections: -1 });
+  const job = await api(`/jobs/${encodeURIComponent(jobId)}`);
+  $("#job-id").textContent = job.job_id;
+  $("#job-summary").replaceChildren(
+    summaryItem("Table", job.table),
+    summaryItem("File", job.original_name || "—"),
+    summaryItem("Status", statusBadge(job.status)),
+    summaryItem("Progress", progressBar(job)),
+    summaryItem("Rows read", num(job.rows_read)),
+    summaryItem("Inserted", num(job.rows_inserted)),
+    summaryItem("Rejected", num(job.rows_rejected)),
+    summaryItem("Size", bytes(job.size_bytes)),
+    summaryItem("Attempts", num(job.attempts)),
+    summaryItem("Time", duration(job)),
+  );
+  $("#job-error").hidden = !job.error;
+  $("#job-error").textContent = job.error || "";
+  // Rejections only grow while the job runs: fetch them again only when their count moved.
+  if (job.rows_rejected === jobState.shownRejections) return;
+  const page = await api(`/jobs/${encodeURIComponent(jobId)}/rejected-rows?limit=${PAGE}&offset=${jobState.offset}`);
+  jobState.shownRejections = job.rows_rejected;
+  $("#rejected-total").textContent = `(${num(page.total)})`;
+  fill($("#rejected-table tbody"), page.items.map((r) =>
+    el("tr", {}, el("td", { class: "num" }, r.line), el("td", {}, el("code", { class: "raw" }, r.raw)), el("td", {}, reasons(r.errors)))));
+  $("#rejected-empty").hidden = page.total > 0;
+  $("#rejected-csv").hidden = page.total === 0;
+  pager($("#rejected-pager"), page, (offset) => {
+    Object.assign(jobState, { offset, shownRejections: -1 });
+    refresh();
+  });
+}
+
+// --- dead letters ---------------------------------------------------------------------------
+
+function deadLetterRow(letter) {
+  const resubmit = actionButton("Resubmit", "resubmit", async () => {
+    await api(`/dead-letters/${encodeURIComponent(letter.id)}/resubmit`, { method: "POST" });
+    return `Resubmitted: job ${shortId(letter.job_id)} is queued again.`;
+  });
+  const purge = actionButton("Purge", "danger purge", async () => {
+    await api(`/dead-letters/${encodeURIComponent(letter.id)}`, { method: "DELETE" });
+    return "Dead letter purged.";
+  }, `Purge the dead letter of job ${shortId(letter.job_id)} for good?`);
+  return el("tr", { dataset: { deadLetterId: letter.id, jobId: letter.job_id || "" } },
+    el("td", {}, letter.job_id ? el("a", { href: `#job/${letter.job_id}` }, el("code", {}, shortId(letter.job_id))) : "—"),
+    el("td", { class: "num" }, letter.part ?? "—"),
+    el("td", {}, el("span", { class: "status status-failed" }, letter.reason)),
+    el("td", { class: "description" }, letter.description),
+    el("td", { class: "num" }, letter.delivery_count),
+    el("td", {}, when(letter.dead_lettered_at || letter.enqueued_at)),
+    el("td", { class: "buttons" }, resubmit, purge));
+}
+
+async function showDeadLetters() {
+  const page = await api("/dead-letters?limit=1000");
+  $("#dead-letters-total").textContent = `(${num(page.total)})`;
+  fill($("#dead-letters-table tbody"), page.items.map(deadLetterRow));
+  $("#dead-letters-empty").hidden = page.total > 0;
+}
+
+async function countDeadLetters() {
+  const badge = $("#dead-letter-count");
+  try {
+    const page = await api("/dead-letters?limit=1");
+    badge.textContent = num(page.total);
+    badge.hidden = page.total === 0;
+  } catch {
+    badge.hidden = true; // a read-only key may not list them; the view says why
+  }
+}
+
+// --- backups --------------------------------------------------------------------------------
+
+function backupRow(backup) {
+  const restore = actionButton("Restore", "danger restore",
+    async () => restoredMessage(await api(`/backups/${backup.backup_id}/restore`, { method: "POST" })),
+    `Replace every row of ${backup.table} with the ${num(backup.row_count)} rows of this backup?`);
+  const restoreRun = actionButton("Restore run", "secondary restore-run",
+    async () => restoredMessage(await api(`/backups/runs/${backup.run_id}/restore`, { method: "POST" })),
+    "Replace every table backed up in this run with its backup, parents first?");
+  restoreRun.title = "Restore every table of this run, parents first";
+  const save = el("button", { type: "button", class: "secondary" }, "Download");
+  save.addEventListener("click", () =>
+    download(`/backups/${backup.backup_id}/download`, `${backup.table}-${backup.backup_id}.avro`, "application/avro").catch(failed));
+  return el("tr", { dataset: { backupId: backup.backup_id } },
+    el("td", { title: `sha256 ${backup.sha256}` }, el("code", {}, shortId(backup.backup_id))),
+    el("td", {}, backup.table),
+    el("td", { class: "num" }, num(backup.row_count)),
+    el("td", { class: "num" }, bytes(backup.byte_size)),
+    el("td", {}, when(backup.created_at)),
+    el("td", {}, el("code", {}, shortId(backup.run_id))),
+    el("td", { class: "buttons" }, save, restore, restoreRun));
+}
+
+async function showBackups() {
+  const page = await api("/backups?limit=200");
+  $("#backups-total").textContent = `(${num(page.total)})`;
+  fill($("#backups-table tbody"), page.items.map(backupRow));
+  $("#backups-empty").hidden = page.total > 0;
+}
+
+function setUpBackupButtons() {
+  const all = $("#backup-all");
+  all.addEventListener("click", () => act(all, async () => {
+    const run = await api("/backups", { method: "POST" });
+    return `Backed up ${run.backups.map((b) => `${b.table} (${num(b.row_count)} rows)`).join(", ")}.`;
+  }));
+  for (const button of document.querySelectorAll("[data-backup-table]")) {
+    button.addEventListener("click", () => act(button, async () => {
+      const backup = await api(`/backups/${button.dataset.backupTable}`, { method: "POST" });
+      return `Backed up ${backup.table}: ${num(backup.row_count)} rows.`;
+    }));
+  }
+}
+
+// --- reports --------------------------------------------------------------------------------
+
+const QUARTERS = ["Q1", "Q2", "Q3", "Q4"];
+
+async function showReports() {
+  const year = Number($("#report-year").value) || 2021;
+  const [quarters, above] = await Promise.all([
+    api(`/reports/hires-by-quarter?year=${year}`),
+    api(`/reports/departments-above-mean?year=${year}`),
+  ]);
+  const byDepartment = new Map();
+  for (const row of quarters.rows) {
+    const sums = byDepartment.get(row.department) || [0, 0, 0, 0];
+    QUARTERS.forEach((q, i) => { sums[i] += row[q]; });
+    byDepartment.set(row.department, sums);
+  }
+  const departments = [...byDepartment.keys()];
+  const chart = $("#quarter-chart");
+  chart.replaceChildren();
+  if (departments.length) {
+    chart.append(stackedBarChart(departments,
+      QUARTERS.map((q, i) => ({ name: q, values: departments.map((d) => byDepartment.get(d)[i]) })),
+      { title: `Hires in ${year} per department, stacked by quarter` }));
+  } else {
+    chart.append(el("p", { class: "empty" }, `No hires in ${year}.`));
+  }
+  fill($("#quarter-table tbody"), quarters.rows.map((r) =>
+    el("tr", {}, el("td", {}, r.department), el("td", {}, r.job), ...QUARTERS.map((q) => el("td", { class: "num" }, r[q])))));
+
+  $("#mean-figure").textContent = `(mean ${above.mean.toFixed(1)} hires per department in ${year})`;
+  const meanChart = $("#mean-chart");
+  meanChart.replaceChildren();
+  if (above.rows.length) {
+    meanChart.append(barChart(above.rows.map((r) => r.department), above.rows.map((r) => r.hired),
+      { mean: above.mean, title: `Departments hiring above the mean in ${year}` }));
+  }
+  fill($("#mean-table tbody"), above.rows.map((r) =>
+    el("tr", {}, el("td", { class: "num" }, r.id), el("td", {}, r.department), el("td", { class: "num" }, num(r.hired)))));
+}
+
+// --- health ---------------------------------------------------------------------------------
+
+async function showHealth() {
+  const badge = $("#health");
+  try {
+    const response = await fetch("/readyz", { headers: { Accept: "application/json" } });
+    const body = await response.json();
+    const ready = response.ok;
+    badge.textContent = ready ? "ready" : "not ready";
+    badge.className = `health ${ready ? "ok" : "bad"}`;
+    badge.title = Object.entries(body.checks || {}).map(([k, v]) => `${k}: ${v}`).join("\n") || "GET /readyz";
+  } catch {
+    badge.textContent = "unreachable";
+    badge.className = "health bad";
+  }
+}
+
+// --- routing and the refresh loop -----------------------------------------------------------
+
+const VIEWS = {
+  jobs: () => showJobs(),
+  job: (id) => showJob(id),
+  "dead-letters": () => showDeadLetters(),
+  backups: () => showBackups(),
+  reports: () => showReports(),
+};
+// Views that change on their own; the others are drawn when opened or after an action.
+const LIVE = new Set(["jobs", "job", "dead-letters"]);
+
+function route() {
+  const [name, arg] = (location.hash.slice(1) || "jobs").split("/");
+  return name in VIEWS ? { name, arg } : { name: "jobs" };
+}
+
+// One drawing at a time; a call made meanwhile (a click, the timer) draws again afterwards, so
+// the view on screen always ends up being the one the address names.
+let refreshing = null;
+let again = false;
+function refresh() {
+  if (refreshing) {
+    again = true;
+    return refreshing;
+  }
+  refreshing = (async () => {
+    do {
+      again = false;
+      const { name, arg } = route();
+      for (const view of document.querySelectorAll("[data-view]")) view.hidden = view.dataset.view !== name;
+      for (const link of document.querySelectorAll("[data-nav]")) {
+        link.classList.toggle("active", link.dataset.nav === name || (name === "job" && link.dataset.nav === "jobs"));
+      }
+      try {
+        await VIEWS[name](arg);
+        document.body.dataset.loaded = name;
+      } catch (err) {
+        failed(err);
+      }
+    } while (again);
+  })().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+function start() {
+  const keyForm = $("#key-form");
+  $("#api-key").value = apiKey();
+  keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    setApiKey($("#api-key").value.trim());
+    keyForm.hidden = true;
+    notify("API key saved in this browser.", "ok");
+    refresh();
+  });
+  $("#rejected-csv").addEventListener("click", () =>
+    download(`/jobs/${encodeURIComponent(jobState.id)}/rejected-rows`, `rejected-${jobState.id}.csv`, "text/csv")
+      .catch(failed));
+  $("#report-form").addEventListener("submit", (event) => { event.preventDefault(); refresh(); });
+  setUpUpload();
+  setUpBackupButtons();
+  window.addEventListener("hashchange", refresh);
+  refresh();
+  showHealth();
+  countDeadLetters();
+  setInterval(() => {
+    if (document.hidden) return;
+    if (LIVE.has(route().name)) refresh();
+    countDeadLetters();
+  }, REFRESH_MS);
+  setInterval(showHealth, 10 * REFRESH_MS);
+}
+
+start();
