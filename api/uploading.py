@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import structlog
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 
@@ -17,6 +18,8 @@ from common.jobs import Job
 from common.messages import JobMessage
 from common.planner import UploadPlanner
 from common.tables import LOAD_ORDER, table_spec
+
+log = structlog.get_logger("ingest.api")
 
 
 @dataclass
@@ -261,4 +264,8 @@ async def submit(
             services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
         )
         raise
+    try:
+        await run_in_threadpool(jobs.mark_dispatched, job.job_id)
+    except IngestError as exc:  # the messages are sent; a worker will find it sent them again
+        log.warning("job queued but not marked dispatched", job_id=job.job_id, error=str(exc))
     return job, True

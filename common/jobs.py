@@ -204,6 +204,32 @@ class JobStore:
             conn.execute(parts_t.delete().where(parts_t.c.job_id == job_id))
             conn.execute(jobs_t.delete().where(jobs_t.c.job_id == job_id))
 
+    def mark_dispatched(self, job_id: str) -> None:
+        """Note that the job's messages are on the queue."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(jobs_t)
+                .where(jobs_t.c.job_id == job_id, jobs_t.c.dispatched_at.is_(None))
+                .values(dispatched_at=utcnow())
+            )
+
+    def undispatched(self, created_before: datetime, limit: int = 100) -> list[str]:
+        """Queued jobs created before ``created_before`` whose messages were never sent: the
+        process that created them died before it could send them."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(jobs_t.c.job_id)
+                    .where(
+                        jobs_t.c.dispatched_at.is_(None),
+                        jobs_t.c.status == JobStatus.QUEUED.value,
+                        jobs_t.c.created_at < created_before,
+                    )
+                    .order_by(jobs_t.c.seq)
+                    .limit(limit)
+                ).scalars()
+            )
+
     def get(self, job_id: str) -> Job:
         with self.db.read() as conn:
             row = conn.execute(_job_query().where(jobs_t.c.job_id == job_id)).first()

@@ -79,6 +79,8 @@ ingest_jobs = Table(
     Column("started_at", DateTime),
     Column("finished_at", DateTime),
     Column("updated_at", DateTime, nullable=False),
+    # Set once the job's messages are on the queue; a job left without it was never announced.
+    Column("dispatched_at", DateTime),
     Index("ix_ingest_jobs_table_sha", "table_name", "content_sha256"),
     Index("ix_ingest_jobs_status_table", "status", "table_name"),
 )

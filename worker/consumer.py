@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import structlog
 
 from common.backup.scheduler import scheduler_for
 from common.bootstrap import Services
+from common.db import utcnow
 from common.errors import IngestError, LeaseLost, LockLost, PermanentError
-from common.jobs import JobStatus
+from common.jobs import JobStatus, PartStatus
 from common.messages import JobMessage
 from common.queue import MAX_DELIVERY_REASON, ReceivedMessage
 from worker import metrics
@@ -21,6 +23,8 @@ from worker.renewer import LockRenewer
 log = structlog.get_logger("ingest.worker")
 
 _RECONCILE_EVERY_SECONDS = 30.0
+# A job still unsent this long after its creation was left behind by an API that died.
+UNANNOUNCED_AFTER_SECONDS = 60.0
 
 
 class Consumer:
@@ -166,11 +170,15 @@ class Consumer:
                 log.warning("cannot touch the heartbeat file", error=str(exc))
 
     def _reconcile_if_due(self) -> None:
-        """Mark failed the jobs whose messages the broker dead-lettered on its own."""
         now = time.monotonic()
         if now - self._last_reconcile < _RECONCILE_EVERY_SECONDS:
             return
         self._last_reconcile = now
+        self._fail_jobs_dead_lettered_by_the_broker()
+        self._dispatch_unannounced_jobs()
+
+    def _fail_jobs_dead_lettered_by_the_broker(self) -> None:
+        """Mark failed the jobs whose messages the broker dead-lettered on its own."""
         try:
             letters, _ = self.queue.list_dead_letters(limit=100, offset=0)
             for letter in letters:
@@ -185,6 +193,21 @@ class Consumer:
                     )
         except IngestError as exc:
             log.warning("dead-letter reconciliation failed", error=str(exc))
+
+    def _dispatch_unannounced_jobs(self) -> None:
+        """Send the messages of jobs whose API process died between creating them and sending
+        them. The messages are the ones the API would have sent (same ids, so a broker with
+        duplicate detection drops a repeat); a part that does get two is ingested once."""
+        jobs = self.services.jobs
+        created_before = utcnow() - timedelta(seconds=UNANNOUNCED_AFTER_SECONDS)
+        try:
+            for job_id in jobs.undispatched(created_before):
+                pending = [p.part_no for p in jobs.parts(job_id) if p.status is PartStatus.PENDING]
+                self.queue.send([JobMessage(job_id, n).first_send() for n in pending])
+                jobs.mark_dispatched(job_id)
+                log.warning("job queued again: its upload never sent it", job_id=job_id)
+        except IngestError as exc:
+            log.warning("dispatch reconciliation failed", error=str(exc))
 
 
 def _outcome_name(outcome: Outcome | BaseException) -> str:

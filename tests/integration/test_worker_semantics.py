@@ -35,6 +35,7 @@ from tests.support.flow import (
     table_rows,
     upload,
 )
+from worker import consumer as consumer_module
 from worker import pipeline
 from worker.main import build_consumer
 
@@ -529,3 +530,40 @@ def test_a_large_load_leaves_postgresql_ready_for_index_only_reports(
     # Then the table was vacuumed and analyzed once, after its rows were in
     assert rig.services.jobs.get(job_id).status is JobStatus.SUCCEEDED
     assert _vacuums_and_analyzes(rig.services, "departments") == (1, 1)
+
+
+# --- an API that dies between creating a job and queueing it -------------------------------
+
+
+def test_a_job_its_api_never_queued_is_queued_by_a_worker_and_ingested_once(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an upload whose API died after creating the job, before sending its messages
+    # (nothing it would have done after that point happens),
+    orphan_truth = departments_file(600)
+    with monkeypatch.context() as dying:
+        dying.setattr(rig.services.queue, "send", lambda _messages: None)
+        dying.setattr(rig.services.jobs, "mark_dispatched", lambda _job_id: None)
+        upload_departments(rig.services, orphan_truth)
+    [orphan] = rig.services.jobs.page(10, 0, None, "departments")[0]
+    assert orphan.status is JobStatus.QUEUED
+    assert rig.services.queue.active_count() == 0
+    # and another upload, of jobs, that went through normally.
+    with api_client(rig.services) as client:
+        body = "".join(f"{i},Job {i}\n" for i in range(1, 51)).encode()
+        sent_id = upload(client, "jobs", body)["job_id"]
+    assert rig.services.queue.active_count() == 1
+
+    # While the orphan is young, a worker leaves it alone (its API may still be sending).
+    build_consumer(rig.services, threading.Event())._reconcile_if_due()
+    assert rig.services.queue.active_count() == 1
+
+    # Once it is old enough, a worker sends its messages, and only its, once.
+    monkeypatch.setattr(consumer_module, "UNANNOUNCED_AFTER_SECONDS", 0.0)
+    for _ in range(2):
+        build_consumer(rig.services, threading.Event())._reconcile_if_due()
+        assert rig.services.queue.active_count() == 1 + orphan.parts
+
+    drain(rig.services)
+    assert_ingested_exactly_once(rig.services, orphan.job_id, orphan_truth)
+    assert rig.services.jobs.get(sent_id).rows_inserted == 50
