@@ -259,11 +259,14 @@ async def submit(
     try:
         await run_in_threadpool(services.queue.send, messages)
     except IngestError:
-        await run_in_threadpool(jobs.delete, job.job_id)
-        await run_in_threadpool(
-            services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
-        )
-        raise
+        if await run_in_threadpool(jobs.delete_undispatched, job.job_id):
+            await run_in_threadpool(
+                services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
+            )
+            raise
+        # The send took so long that a worker found the job unsent and sent its messages.
+        log.warning("job queued by a worker after the upload's send failed", job_id=job.job_id)
+        return job, True
     try:
         await run_in_threadpool(jobs.mark_dispatched, job.job_id)
     except IngestError as exc:  # the messages are sent; a worker will find it sent them again

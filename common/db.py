@@ -9,11 +9,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+import structlog
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 
 from common.errors import ConcurrentUpdate, DatabaseUnavailable, IngestError, PermanentError
+
+log = structlog.get_logger("ingest.db")
 
 # SQL Server error numbers worth another try: deadlock, throttling, failover, dropped links.
 MSSQL_TRANSIENT_CODES = frozenset(
@@ -162,28 +165,27 @@ class Database:
             raise translate_db_error(exc) from exc
 
     def refresh_after_bulk_load(self, table: str) -> None:
-        """Bring the planner's view of ``table`` up to date after a large load.
+        """Bring the planner's view of ``table`` up to date after a large load or a restore.
 
         On PostgreSQL, ``VACUUM (ANALYZE)`` marks the new pages all-visible, so the reports'
         index-only scans stop visiting the heap for every row (autovacuum would, but a minute
-        or more later), and refreshes the statistics. Elsewhere the engines' automatic
-        statistics suffice.
+        or more later), clears the rows a restore replaced, and refreshes the statistics.
+        Elsewhere the engines' automatic statistics suffice. A failure is only logged: the
+        data is in, and the database catches up on its own.
         """
         if self.dialect != "postgresql":
             return
-        from sqlalchemy import text
-
         quoted = self.engine.dialect.identifier_preparer.quote(table)
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.execute(text(f"VACUUM (ANALYZE) {quoted}"))
         except DRIVER_ERRORS as exc:
-            raise translate_db_error(exc) from exc
+            log.warning("table not vacuumed after a bulk load", table=table, error=str(exc))
+        else:
+            log.info("table vacuumed and analyzed after a bulk load", table=table)
 
     def ping(self) -> None:
-        from sqlalchemy import text
-
         with self.read() as conn:
             conn.execute(text("SELECT 1"))
 

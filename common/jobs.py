@@ -198,20 +198,36 @@ class JobStore:
             )
         return self.get(job_id)
 
-    def delete(self, job_id: str) -> None:
-        """Remove a job that was never queued (its message could not be sent)."""
+    def mark_dispatched(self, job_id: str) -> bool:
+        """Note that the job's messages are (being) sent; whether this call was the one that
+        did, so that of several claimants exactly one sends them."""
         with self.db.write() as conn:
-            conn.execute(parts_t.delete().where(parts_t.c.job_id == job_id))
-            conn.execute(jobs_t.delete().where(jobs_t.c.job_id == job_id))
-
-    def mark_dispatched(self, job_id: str) -> None:
-        """Note that the job's messages are on the queue."""
-        with self.db.write() as conn:
-            conn.execute(
+            claimed = conn.execute(
                 update(jobs_t)
                 .where(jobs_t.c.job_id == job_id, jobs_t.c.dispatched_at.is_(None))
                 .values(dispatched_at=utcnow())
-            )
+            ).rowcount
+        return claimed == 1
+
+    def unmark_dispatched(self, job_id: str) -> None:
+        """Give a claim back after the messages could not be sent."""
+        with self.db.write() as conn:
+            conn.execute(update(jobs_t).where(jobs_t.c.job_id == job_id).values(dispatched_at=None))
+
+    def delete_undispatched(self, job_id: str) -> bool:
+        """Remove a job whose messages could not be sent, unless a worker has since claimed
+        and sent them; whether it was removed."""
+        with self.db.write() as conn:
+            unsent = conn.execute(
+                select(jobs_t.c.job_id).where(
+                    jobs_t.c.job_id == job_id, jobs_t.c.dispatched_at.is_(None)
+                )
+            ).first()
+            if unsent is None:
+                return False
+            conn.execute(parts_t.delete().where(parts_t.c.job_id == job_id))
+            conn.execute(jobs_t.delete().where(jobs_t.c.job_id == job_id))
+        return True
 
     def undispatched(self, created_before: datetime, limit: int = 100) -> list[str]:
         """Queued jobs created before ``created_before`` whose messages were never sent: the

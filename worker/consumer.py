@@ -197,17 +197,28 @@ class Consumer:
     def _dispatch_unannounced_jobs(self) -> None:
         """Send the messages of jobs whose API process died between creating them and sending
         them. The messages are the ones the API would have sent (same ids, so a broker with
-        duplicate detection drops a repeat); a part that does get two is ingested once."""
+        duplicate detection drops a repeat); a part that does get two is ingested once. Of
+        several workers, the one that claims the job sends them."""
         jobs = self.services.jobs
         created_before = utcnow() - timedelta(seconds=UNANNOUNCED_AFTER_SECONDS)
         try:
-            for job_id in jobs.undispatched(created_before):
-                pending = [p.part_no for p in jobs.parts(job_id) if p.status is PartStatus.PENDING]
-                self.queue.send([JobMessage(job_id, n).first_send() for n in pending])
-                jobs.mark_dispatched(job_id)
-                log.warning("job queued again: its upload never sent it", job_id=job_id)
+            unsent = jobs.undispatched(created_before)
         except IngestError as exc:
             log.warning("dispatch reconciliation failed", error=str(exc))
+            return
+        for job_id in unsent:
+            try:
+                if not jobs.mark_dispatched(job_id):
+                    continue
+                pending = [p.part_no for p in jobs.parts(job_id) if p.status is PartStatus.PENDING]
+                try:
+                    self.queue.send([JobMessage(job_id, n).first_send() for n in pending])
+                except IngestError:
+                    jobs.unmark_dispatched(job_id)
+                    raise
+                log.warning("job queued again: its upload never sent it", job_id=job_id)
+            except IngestError as exc:
+                log.warning("cannot queue an unsent job", job_id=job_id, error=str(exc))
 
 
 def _outcome_name(outcome: Outcome | BaseException) -> str:

@@ -97,14 +97,8 @@ class PartIngestor:
 
     def _refresh_if_finished(self, job_id: str) -> None:
         job = self.services.jobs.get(job_id)
-        if job.status is not JobStatus.SUCCEEDED or job.rows_inserted < REFRESH_AFTER_ROWS:
-            return
-        try:
+        if job.status is JobStatus.SUCCEEDED and job.rows_inserted >= REFRESH_AFTER_ROWS:
             self.services.db.refresh_after_bulk_load(job.table)
-        except IngestError as exc:  # the rows are in; the database will catch up on its own
-            log.warning("statistics not refreshed after the load", error=str(exc))
-        else:
-            log.info("statistics refreshed after the load", rows_inserted=job.rows_inserted)
 
     def renew_lease(self, message: JobMessage) -> bool:
         return self.services.jobs.renew(

@@ -8,10 +8,12 @@ elsewhere, which the page's Content-Security-Policy enforces.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 STATIC = Path(__file__).parent / "static"
 PAGE_HEADERS = {
@@ -25,9 +27,20 @@ PAGE_HEADERS = {
 }
 
 
+class _Assets(StaticFiles):
+    """The page's scripts and styles, revalidated on every load so a new release shows at once
+    (the ETag makes that a 304 when nothing changed)."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
 def mount_dashboard(app: FastAPI) -> None:
     """Serve the page at ``/`` and its assets under ``/dashboard/``."""
-    app.mount("/dashboard", StaticFiles(directory=STATIC), name="dashboard")
+    app.mount("/dashboard", _Assets(directory=STATIC), name="dashboard")
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from common.blob import BlobStore
 from common.bootstrap import Services
-from common.errors import BlobStoreUnavailable, DatabaseUnavailable
+from common.errors import BlobStoreUnavailable, DatabaseUnavailable, QueueUnavailable
 from common.jobs import JobStatus
 from common.messages import JobMessage
 from common.queue import MAX_DELIVERY_REASON, OutgoingMessage
@@ -567,3 +567,53 @@ def test_a_job_its_api_never_queued_is_queued_by_a_worker_and_ingested_once(
     drain(rig.services)
     assert_ingested_exactly_once(rig.services, orphan.job_id, orphan_truth)
     assert rig.services.jobs.get(sent_id).rows_inserted == 50
+
+
+def _historic_blobs(services: Services) -> list[str]:
+    container = services.settings.blob_container_name_historic
+    return [b.name for b in services.blob.list(container)]
+
+
+def test_an_upload_whose_messages_cannot_be_sent_leaves_nothing_behind(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreachable(_messages: list[OutgoingMessage]) -> None:
+        raise QueueUnavailable("the queue is down")
+
+    monkeypatch.setattr(rig.services.queue, "send", unreachable)
+    with api_client(rig.services) as client:
+        answer = client.post(
+            "/uploads/departments", content=b"1,Sales\n", headers={"content-type": "text/csv"}
+        )
+    assert answer.status_code == 503, answer.text
+    assert rig.services.jobs.page(10, 0, None, None)[1] == 0
+    assert _historic_blobs(rig.services) == []
+
+
+def test_an_upload_whose_slow_send_failed_after_a_worker_queued_it_is_kept(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a send that fails only after a worker, finding the job unsent, claimed it and
+    # sent its messages itself,
+    sends = rig.services.queue.send
+
+    def overtaken(messages: list[OutgoingMessage]) -> None:
+        job_id = JobMessage.decode(messages[0].body).job_id
+        assert rig.services.jobs.mark_dispatched(job_id)
+        sends(messages)
+        raise QueueUnavailable("the send timed out")
+
+    monkeypatch.setattr(rig.services.queue, "send", overtaken)
+    truth = departments_file(300)
+    with api_client(rig.services) as client:
+        answer = client.post(
+            "/uploads/departments", content=truth.data, headers={"content-type": "text/csv"}
+        )
+    monkeypatch.setattr(rig.services.queue, "send", sends)
+
+    # then the upload is accepted, its file kept, and its rows loaded once.
+    assert answer.status_code == 202, answer.text
+    job_id = answer.json()["job_id"]
+    assert len(_historic_blobs(rig.services)) == 1
+    drain(rig.services)
+    assert_ingested_exactly_once(rig.services, job_id, truth)

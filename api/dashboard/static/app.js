@@ -66,6 +66,18 @@ function pager(container, { total, offset, limit }, go) {
   );
 }
 
+// --- the API key ---------------------------------------------------------------------------
+
+function showKeyForm() {
+  $("#key-form").hidden = false;
+  $("#key-button").hidden = true;
+}
+
+function hideKeyForm() {
+  $("#key-form").hidden = true;
+  $("#key-button").hidden = !apiKey();
+}
+
 // --- notices and errors ---------------------------------------------------------------------
 
 let noticeTimer;
@@ -79,35 +91,40 @@ function notify(text, kind = "info") {
 }
 
 function failed(err) {
-  if (err instanceof ApiError && err.status === 401) {
-    $("#key-form").hidden = false;
-    notify(`${err.message}. Enter an API key above.`, "error");
+  if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+    showKeyForm();
+    notify(`${err.message}. Enter ${err.status === 401 ? "an API key" : "another API key"} above.`, "error");
   } else {
     notify(err.message || String(err), "error");
   }
 }
 
+// Actions under way, by key: a view redrawn meanwhile draws their buttons disabled, so an
+// action cannot be sent twice while the first is still running.
+const inFlight = new Set();
+
 // Run an action from a button: disable it meanwhile, report the outcome, refresh the view.
-async function act(button, action, done) {
+async function act(button, action, key = null) {
   button.disabled = true;
+  if (key) inFlight.add(key);
   try {
     const message = await action();
     if (message) notify(message, "ok");
-    await Promise.all([refresh(), countDeadLetters()]);
   } catch (err) {
     failed(err);
   } finally {
+    if (key) inFlight.delete(key);
     button.disabled = false;
-    if (done) done();
   }
+  await Promise.all([refresh(), countDeadLetters()]);
 }
 
 // A button that runs `action` when clicked, after `question` is confirmed when there is one.
-function actionButton(label, className, action, question) {
-  const button = el("button", { type: "button", class: className }, label);
+function actionButton(label, className, key, action, question) {
+  const button = el("button", { type: "button", class: className, disabled: inFlight.has(key) }, label);
   button.addEventListener("click", () => {
     if (question && !window.confirm(question)) return;
-    act(button, action);
+    act(button, action, key);
   });
   return button;
 }
@@ -236,11 +253,11 @@ async function showJob(jobId) {
 // --- dead letters ---------------------------------------------------------------------------
 
 function deadLetterRow(letter) {
-  const resubmit = actionButton("Resubmit", "resubmit", async () => {
+  const resubmit = actionButton("Resubmit", "resubmit", `dead-letter:${letter.id}`, async () => {
     await api(`/dead-letters/${encodeURIComponent(letter.id)}/resubmit`, { method: "POST" });
     return `Resubmitted: job ${shortId(letter.job_id)} is queued again.`;
   });
-  const purge = actionButton("Purge", "danger purge", async () => {
+  const purge = actionButton("Purge", "danger purge", `dead-letter:${letter.id}`, async () => {
     await api(`/dead-letters/${encodeURIComponent(letter.id)}`, { method: "DELETE" });
     return "Dead letter purged.";
   }, `Purge the dead letter of job ${shortId(letter.job_id)} for good?`);
@@ -275,10 +292,10 @@ async function countDeadLetters() {
 // --- backups --------------------------------------------------------------------------------
 
 function backupRow(backup) {
-  const restore = actionButton("Restore", "danger restore",
+  const restore = actionButton("Restore", "danger restore", `restore:${backup.table}`,
     async () => restoredMessage(await api(`/backups/${backup.backup_id}/restore`, { method: "POST" })),
     `Replace every row of ${backup.table} with the ${num(backup.row_count)} rows of this backup?`);
-  const restoreRun = actionButton("Restore run", "secondary restore-run",
+  const restoreRun = actionButton("Restore run", "secondary restore-run", `restore-run:${backup.run_id}`,
     async () => restoredMessage(await api(`/backups/runs/${backup.run_id}/restore`, { method: "POST" })),
     "Replace every table backed up in this run with its backup, parents first?");
   restoreRun.title = "Restore every table of this run, parents first";
@@ -382,8 +399,10 @@ const VIEWS = {
   backups: () => showBackups(),
   reports: () => showReports(),
 };
-// Views that change on their own; the others are drawn when opened or after an action.
-const LIVE = new Set(["jobs", "job", "dead-letters"]);
+// Views that change on their own, redrawn this often (ms); the others are drawn when opened or
+// after an action. Listing dead letters can be costly on Service Bus, so they are polled slower.
+const LIVE = { jobs: REFRESH_MS, job: REFRESH_MS, "dead-letters": 5 * REFRESH_MS };
+const DEAD_LETTER_COUNT_MS = 15 * REFRESH_MS;
 
 function route() {
   const [name, arg] = (location.hash.slice(1) || "jobs").split("/");
@@ -394,6 +413,7 @@ function route() {
 // the view on screen always ends up being the one the address names.
 let refreshing = null;
 let again = false;
+let lastDrawn = 0;
 function refresh() {
   if (refreshing) {
     again = true;
@@ -410,25 +430,28 @@ function refresh() {
       try {
         await VIEWS[name](arg);
         document.body.dataset.loaded = name;
+        lastDrawn = Date.now();
       } catch (err) {
         failed(err);
       }
     } while (again);
-  })().finally(() => {
     refreshing = null;
-  });
+  })();
   return refreshing;
 }
 
 function start() {
   const keyForm = $("#key-form");
   $("#api-key").value = apiKey();
+  hideKeyForm();
+  $("#key-button").addEventListener("click", showKeyForm);
   keyForm.addEventListener("submit", (event) => {
     event.preventDefault();
     setApiKey($("#api-key").value.trim());
-    keyForm.hidden = true;
+    hideKeyForm();
     notify("API key saved in this browser.", "ok");
     refresh();
+    countDeadLetters();
   });
   $("#rejected-csv").addEventListener("click", () =>
     download(`/jobs/${encodeURIComponent(jobState.id)}/rejected-rows`, `rejected-${jobState.id}.csv`, "text/csv")
@@ -441,10 +464,10 @@ function start() {
   showHealth();
   countDeadLetters();
   setInterval(() => {
-    if (document.hidden) return;
-    if (LIVE.has(route().name)) refresh();
-    countDeadLetters();
+    const every = LIVE[route().name];
+    if (!document.hidden && every && Date.now() - lastDrawn >= every - REFRESH_MS / 2) refresh();
   }, REFRESH_MS);
+  setInterval(() => { if (!document.hidden) countDeadLetters(); }, DEAD_LETTER_COUNT_MS);
   setInterval(showHealth, 10 * REFRESH_MS);
 }
 
