@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, BackgroundTasks, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -19,6 +19,7 @@ from common.backup.errors import BackupInvalid, BackupNotFound, RestoreConflict
 from common.backup.records import BackupRecord
 from common.backup.restore import restore
 from common.backup.writer import take_backups
+from common.bootstrap import Services
 from common.tables import LOAD_ORDER, table_spec
 
 router = APIRouter(tags=["backups"], dependencies=[AdminAccess])
@@ -101,12 +102,20 @@ def back_up_all(services: ServicesDep) -> BackupRunOut:
     responses=ERRORS,
     summary="Restore every table of one run, parents first, in one transaction",
 )
-def restore_run(run_id: RunId, services: ServicesDep) -> RestoreOut:
+def restore_run(run_id: RunId, services: ServicesDep, after: BackgroundTasks) -> RestoreOut:
     catalog = catalog_of(services)
     with _as_problems():
         records = catalog.run(run_id)
         restored = restore(services.db, catalog, records)
+    _tidy_after_restore(after, services, restored)
     return RestoreOut(restored=restored, backups=[_out(r) for r in records])
+
+
+def _tidy_after_restore(after: BackgroundTasks, services: Services, tables: dict[str, int]) -> None:
+    # A restore rewrites the table: new pages and, on PostgreSQL, as many dead rows as there
+    # were before. The reports stay slow until a vacuum; it runs once the answer is sent.
+    for table in tables:
+        after.add_task(services.db.refresh_after_bulk_load, table)
 
 
 @router.post(
@@ -172,9 +181,12 @@ def download_backup(backup_id: BackupId, services: ServicesDep) -> StreamingResp
     responses=ERRORS,
     summary="Replace a table's rows with a backup, in one transaction",
 )
-def restore_backup(backup_id: BackupId, services: ServicesDep) -> RestoreOut:
+def restore_backup(
+    backup_id: BackupId, services: ServicesDep, after: BackgroundTasks
+) -> RestoreOut:
     catalog = catalog_of(services)
     with _as_problems():
         record = catalog.get(backup_id)
         restored = restore(services.db, catalog, [record])
+    _tidy_after_restore(after, services, restored)
     return RestoreOut(restored=restored, backups=[_out(record)])

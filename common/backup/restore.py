@@ -168,8 +168,6 @@ def restore(
             table=record.table,
             rows=restored[record.table],
         )
-        # Rewritten: new pages and, on PostgreSQL, as many dead rows as there were before.
-        db.refresh_after_bulk_load(record.table)
     return restored
 
 
