@@ -31,7 +31,7 @@ from common.db import Database
 from common.migrate import upgrade
 from tests.conftest import SAMPLE_DATA
 from tests.support.azurite import azurite
-from tests.support.flow import api_client, drain, service_set, table_rows
+from tests.support.flow import api_client, drain, service_set, table_rows, vacuums_and_analyzes
 from tests.support.services import postgres_database
 from worker.main import build_consumer
 
@@ -358,19 +358,7 @@ def test_a_restored_table_is_vacuumed_on_postgresql(
     # reports' index-only scans visit the heap until the new pages are marked visible.
     services, client = loaded
     backup = back_up(client, "hired_employees")
-    before = _vacuum_count(services, "hired_employees")
+    before, _ = vacuums_and_analyzes(services, "hired_employees")
     answer = client.post(f"/backups/{backup['backup_id']}/restore")
     assert answer.status_code == 200, answer.text
-    assert _vacuum_count(services, "hired_employees") == before + 1
-
-
-def _vacuum_count(services: Services, table: str) -> int:
-    from sqlalchemy import text
-
-    with services.db.read() as conn:
-        return int(
-            conn.execute(
-                text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = :t"),
-                {"t": table},
-            ).scalar_one()
-        )
+    assert vacuums_and_analyzes(services, "hired_employees")[0] == before + 1

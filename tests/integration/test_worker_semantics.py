@@ -34,6 +34,7 @@ from tests.support.flow import (
     stored_rejections,
     table_rows,
     upload,
+    vacuums_and_analyzes,
 )
 from worker import consumer as consumer_module
 from worker import pipeline
@@ -500,17 +501,6 @@ def test_an_unknown_dead_letter_is_a_404_problem(client: TestClient) -> None:
 # --- after a large load ---------------------------------------------------------------------
 
 
-def _vacuums_and_analyzes(services: Services, table: str) -> tuple[int, int]:
-    from sqlalchemy import text
-
-    with services.db.read() as conn:
-        row = conn.execute(
-            text("SELECT vacuum_count, analyze_count FROM pg_stat_user_tables WHERE relname = :t"),
-            {"t": table},
-        ).one()
-    return int(row.vacuum_count), int(row.analyze_count)
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_large_load_leaves_postgresql_ready_for_index_only_reports(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
@@ -520,7 +510,7 @@ def test_a_large_load_leaves_postgresql_ready_for_index_only_reports(
     small_job = upload_departments(rig.services, departments_file(300))
     drain(rig.services)
     assert rig.services.jobs.get(small_job).status is JobStatus.SUCCEEDED
-    assert _vacuums_and_analyzes(rig.services, "departments") == (0, 0)
+    assert vacuums_and_analyzes(rig.services, "departments") == (0, 0)
 
     # When a job inserting more rows than that succeeds
     large = truth_of([f"{1000 + i},Department {i}" for i in range(800)], 2)
@@ -529,7 +519,7 @@ def test_a_large_load_leaves_postgresql_ready_for_index_only_reports(
 
     # Then the table was vacuumed and analyzed once, after its rows were in
     assert rig.services.jobs.get(job_id).status is JobStatus.SUCCEEDED
-    assert _vacuums_and_analyzes(rig.services, "departments") == (1, 1)
+    assert vacuums_and_analyzes(rig.services, "departments") == (1, 1)
 
 
 # --- an API that dies between creating a job and queueing it -------------------------------

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from api.app import create_app
 from common.blob import BlobStore
@@ -132,3 +132,13 @@ def count(services: Services, table: str) -> int:
     t = data_tables[table]
     with services.db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+
+def vacuums_and_analyzes(services: Services, table: str) -> tuple[int, int]:
+    """How many times PostgreSQL has vacuumed and analyzed ``table`` on request."""
+    with services.db.read() as conn:
+        row = conn.execute(
+            text("SELECT vacuum_count, analyze_count FROM pg_stat_user_tables WHERE relname = :t"),
+            {"t": table},
+        ).one()
+    return int(row.vacuum_count), int(row.analyze_count)
