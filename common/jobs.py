@@ -309,6 +309,10 @@ class JobStore:
             for r in rows
         ]
 
+    def pending_parts(self, job_id: str) -> list[int]:
+        """The numbers of the job's parts not yet done, the ones a replay must queue."""
+        return [p.part_no for p in self.parts(job_id) if p.status is PartStatus.PENDING]
+
     def unfinished_parents(self, job: Job, parent_tables: tuple[str, ...]) -> int:
         """How many uploads of ``parent_tables`` submitted before ``job`` have not finished."""
         if not parent_tables:

@@ -13,7 +13,7 @@ from common.backup.scheduler import scheduler_for
 from common.bootstrap import Services
 from common.db import utcnow
 from common.errors import IngestError, LeaseLost, LockLost, PermanentError
-from common.jobs import JobStatus, PartStatus
+from common.jobs import JobStatus
 from common.messages import JobMessage
 from common.queue import MAX_DELIVERY_REASON, ReceivedMessage
 from worker import metrics
@@ -210,7 +210,7 @@ class Consumer:
             try:
                 if not jobs.mark_dispatched(job_id):
                     continue
-                pending = [p.part_no for p in jobs.parts(job_id) if p.status is PartStatus.PENDING]
+                pending = jobs.pending_parts(job_id)
                 try:
                     self.queue.send([JobMessage(job_id, n).first_send() for n in pending])
                 except IngestError:

@@ -10,7 +10,6 @@ from api.schemas import DeadLetterOut, Page
 from api.security import AdminAccess
 from common.bootstrap import Services
 from common.errors import MalformedMessage
-from common.jobs import PartStatus
 from common.messages import JobMessage
 from common.queue import DeadLetter
 
@@ -65,9 +64,9 @@ def _replay(services: Services, letter: DeadLetter) -> None:
     services.queue.resubmit_dead_letter(letter.id)
     if job is not None:
         others = [
-            JobMessage(job.job_id, p.part_no).later_send(None, "replay")
-            for p in services.jobs.parts(job.job_id)
-            if p.status is PartStatus.PENDING and p.part_no != job.part
+            JobMessage(job.job_id, n).later_send(None, "replay")
+            for n in services.jobs.pending_parts(job.job_id)
+            if n != job.part
         ]
         services.queue.send(others)
 
