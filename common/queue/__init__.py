@@ -97,6 +97,10 @@ class JobQueue(Protocol):
     def active_count(self) -> int:
         """Messages waiting or locked in the queue (not dead letters)."""
 
+    def peek_active(self) -> list[bytes]:
+        """The bodies of every message in the queue (waiting, scheduled or locked; not the dead
+        letters), read without locking or counting a delivery."""
+
     def ping(self) -> None:
         """Raise :class:`QueueUnavailable` unless the broker answers."""
 

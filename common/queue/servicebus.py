@@ -215,13 +215,15 @@ class ServiceBusJobQueue:
             )
 
     def _peek_all(self, receiver: ServiceBusReceiver) -> Iterator[ServiceBusReceivedMessage]:
+        # Service Bus may answer with fewer messages than asked (a partitioned entity answers
+        # one partition's worth): only an empty answer means the end.
         next_seq = 1
         while True:
             page = receiver.peek_messages(_PEEK_PAGE, sequence_number=next_seq)
-            yield from page
-            if len(page) < _PEEK_PAGE:
+            if not page:
                 return
-            next_seq = (page[-1].sequence_number or next_seq) + 1
+            yield from page
+            next_seq = max(m.sequence_number or 0 for m in page) + 1
 
     def list_dead_letters(self, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
         with self._sdk("list dead letters"):
@@ -287,6 +289,10 @@ class ServiceBusJobQueue:
     def active_count(self) -> int:
         with self._sdk("count messages"):
             return sum(1 for _ in self._peek_all(self._get_receiver()))
+
+    def peek_active(self) -> list[bytes]:
+        with self._sdk("peek messages"):
+            return [mapping.body_of(m) for m in self._peek_all(self._get_receiver())]
 
     def ping(self) -> None:
         with self._sdk("ping"):

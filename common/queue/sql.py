@@ -269,6 +269,17 @@ class SqlJobQueue:
                 ).scalar_one()
             )
 
+    def peek_active(self) -> list[bytes]:
+        with self.db.read() as conn:
+            return [
+                bytes(body)
+                for body in conn.execute(
+                    select(qm.c.body)
+                    .where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(False))
+                    .order_by(qm.c.seq)
+                ).scalars()
+            ]
+
     def ping(self) -> None:
         self.db.ping()
 

@@ -233,3 +233,24 @@ def test_concurrent_receivers_never_share_a_message(make_queue: QueueFactory) ->
         t.join()
 
     assert sorted(seen) == sorted(f"m{i}".encode() for i in range(count))
+
+
+def test_peeking_sees_waiting_scheduled_and_locked_messages_but_not_dead_letters(
+    make_queue: QueueFactory,
+) -> None:
+    queue = make_queue()
+    queue.send([msg(b"dead"), msg(b"locked")])
+    dead = queue.receive(5)
+    assert dead is not None and dead.body == b"dead"
+    queue.dead_letter(dead, "Broken", "for the test")
+    locked = queue.receive(5)
+    assert locked is not None and locked.body == b"locked"
+    queue.send([msg(b"waiting")])
+    queue.send([OutgoingMessage(b"scheduled", "scheduled", utcnow() + timedelta(minutes=5))])
+
+    peeked = queue.peek_active()
+
+    assert sorted(peeked) == [b"locked", b"scheduled", b"waiting"]
+    waiting = queue.receive(5)  # peeking locked nothing and counted no delivery
+    assert waiting is not None
+    assert (waiting.body, waiting.delivery_count) == (b"waiting", 1)
