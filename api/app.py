@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from api.dashboard import mount_dashboard
-from api.limits import BodyLimit
+from api.limits import BodyLimit, NoNulBytes
 from api.observability import RequestContext, request_latency
 from api.problems import install_problem_handlers
 from api.routes import backups, dead_letters, health, jobs, metrics, reports, tables, uploads
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.state.api_keys = resolved.keys
     app.state.metrics = CollectorRegistry()
     app.add_middleware(BodyLimit, max_bytes=resolved.max_batch_bytes)
+    app.add_middleware(NoNulBytes)
     app.add_middleware(RequestContext, latency=request_latency(app.state.metrics))
     install_problem_handlers(app)
     for module in (uploads, jobs, tables, reports, dead_letters, backups, health, metrics):

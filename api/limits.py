@@ -1,4 +1,5 @@
-"""A ceiling on request bodies that are read whole (JSON batches), counted as they arrive."""
+"""Guards on every request: a ceiling on bodies that are read whole (JSON batches), counted as
+they arrive, and no NUL byte in the path or the query."""
 
 from __future__ import annotations
 
@@ -68,3 +69,38 @@ class BodyLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class NoNulBytes:
+    """Answer ``400`` to a path or query holding a NUL byte (``%00``): no database can store or
+    compare such text, and no name of anything here contains one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope["query_string"].lower()
+        ):
+            body = orjson.dumps(
+                {
+                    "type": "about:blank",
+                    "title": "NUL byte in the request",
+                    "status": 400,
+                    "detail": "the path or the query holds a NUL byte (%00); remove it",
+                    "instance": scope["path"].replace("\x00", "%00"),
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 400,
+                    "headers": [
+                        (b"content-type", PROBLEM_JSON.encode()),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)

@@ -25,6 +25,7 @@ def main() -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        limit_concurrency=settings.max_connections,
     )
 
 

@@ -7,17 +7,21 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from common.errors import (
     IngestError,
+    JobFinished,
     MessageNotFound,
     PermanentError,
+    TableBusy,
     TransientError,
     UnknownJob,
     UnknownTable,
 )
+from common.usecases.dead_letters import DeadLetterTaken
 
 log = structlog.get_logger("ingest.api")
 PROBLEM_JSON = "application/problem+json"
@@ -101,20 +105,41 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _ingest(request: Request, exc: IngestError) -> JSONResponse:
         if isinstance(exc, UnknownTable | UnknownJob | MessageNotFound):
             return problem_response(request, 404, "Not found", str(exc))
+        if isinstance(exc, DeadLetterTaken):
+            return problem_response(request, 409, "Dead letter taken", str(exc))
+        if isinstance(exc, JobFinished):
+            return problem_response(request, 409, "Job already over", str(exc))
+        if isinstance(exc, TableBusy):
+            return problem_response(
+                request,
+                409,
+                "Table busy",
+                str(exc),
+                {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                **exc.details,
+            )
         if isinstance(exc, TransientError):
-            log.warning("service temporarily unavailable", error=str(exc))
+            # The client learns which dependency failed; hosts and driver text stay in the log.
+            log.warning("service temporarily unavailable", error=str(exc), reason=exc.reason)
             return problem_response(
                 request,
                 503,
                 "Service temporarily unavailable",
-                f"{exc}; try again in a few seconds",
+                f"the {exc.dependency} is not available right now; try again in a few seconds",
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                dependency=exc.dependency,
             )
         if isinstance(exc, PermanentError):
             log.error("request failed", error=str(exc))
         return problem_response(
             request, 500, "Internal error", "the request could not be completed"
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, _exc: ClientDisconnect) -> Response:
+        # Nobody reads this answer; what the client had sent was already thrown away.
+        log.info("client disconnected", path=request.url.path)
+        return Response(status_code=400)
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from common.jobs import Job
+from common.jobs import Job, JobStatus
 
 T = TypeVar("T")
 MAX_BATCH_ROWS = 1000
@@ -31,7 +32,7 @@ class Page(BaseModel, Generic[T]):
 class JobOut(BaseModel):
     job_id: str
     table: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: JobStatus
     original_name: str | None
     content_sha256: str
     size_bytes: int
@@ -40,6 +41,9 @@ class JobOut(BaseModel):
     parts_done: int
     rows_read: int
     rows_inserted: int
+    rows_updated: int = Field(
+        description="Rows that replaced an existing row (on_conflict=update)."
+    )
     rows_rejected: int
     attempts: int
     on_conflict: str
@@ -48,13 +52,18 @@ class JobOut(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     updated_at: UtcDatetime
+    waiting_for: list[str] = Field(
+        default_factory=list,
+        description="Earlier unfinished uploads of the tables this one references; it starts "
+        "once they have finished.",
+    )
 
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, waiting_for: list[str] | None = None) -> JobOut:
         return cls(
             job_id=job.job_id,
             table=job.table,
-            status=job.status.value,
+            status=job.status,
             original_name=job.original_name,
             content_sha256=job.content_sha256,
             size_bytes=job.size_bytes,
@@ -63,6 +72,7 @@ class JobOut(BaseModel):
             parts_done=job.parts_done,
             rows_read=job.rows_read,
             rows_inserted=job.rows_inserted,
+            rows_updated=job.rows_updated,
             rows_rejected=job.rows_rejected,
             attempts=job.attempts,
             on_conflict=job.on_conflict,
@@ -71,6 +81,7 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             updated_at=job.updated_at,
+            waiting_for=waiting_for or [],
         )
 
 
@@ -91,9 +102,10 @@ class RejectedRowOut(BaseModel):
     created_at: UtcDatetime
 
 
-def _not_unicode(value: Any) -> bool:
-    """Whether ``value`` holds a string no database can store: JSON can spell a lone UTF-16
-    surrogate (``"\\ud800"``), which is not Unicode text."""
+def _unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be stored, if it holds what JSON should not: a lone UTF-16
+    surrogate (``"\\ud800"``), which is not Unicode text, or ``NaN``/``Infinity``, which
+    Python's parser accepts although they are not JSON."""
     pending = [value]
     while pending:  # no recursion: the nesting is the client's to choose
         item = pending.pop()
@@ -101,13 +113,19 @@ def _not_unicode(value: Any) -> bool:
             try:
                 item.encode("utf-8")
             except UnicodeEncodeError:
-                return True
+                return (
+                    "a lone surrogate escape (\\ud800 to \\udfff), which is not Unicode "
+                    "text; send the text as valid UTF-8"
+                )
+        elif isinstance(item, float) and not math.isfinite(item):
+            spelled = "NaN" if math.isnan(item) else ("-Infinity" if item < 0 else "Infinity")
+            return f"{spelled}, which is not a JSON number; send a finite number"
         elif isinstance(item, dict):
             pending.extend(item.keys())
             pending.extend(item.values())
         elif isinstance(item, list):
             pending.extend(item)
-    return False
+    return None
 
 
 class BatchIn(BaseModel):
@@ -115,13 +133,11 @@ class BatchIn(BaseModel):
 
     @field_validator("rows")
     @classmethod
-    def _only_unicode_text(cls, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _only_storable_values(cls, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for i, row in enumerate(rows):
-            if _not_unicode(row):
-                raise ValueError(
-                    f"row {i} holds a lone surrogate escape (\\ud800 to \\udfff), which is not "
-                    "Unicode text; send the text as valid UTF-8"
-                )
+            why = _unstorable(row)
+            if why is not None:
+                raise ValueError(f"row {i} holds {why}")
         return rows
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,10 +15,9 @@ from api.problems import Problem
 from common.blob import BlobWriter
 from common.bootstrap import Services
 from common.errors import IngestError
-from common.jobs import Job
-from common.messages import JobMessage
 from common.planner import UploadPlanner
 from common.tables import LOAD_ORDER, table_spec
+from common.usecases.submit import StoredUpload
 
 log = structlog.get_logger("ingest.api")
 
@@ -49,13 +49,6 @@ class UploadSink:
                 self.blob_name,
             )
         self.planner.feed(data)
-        limit = self.services.settings.max_upload_bytes
-        if self.planner.size > limit:
-            raise Problem(
-                413,
-                "Upload too large",
-                f"the file is larger than the limit of {limit} bytes (MAX_UPLOAD_BYTES)",
-            )
         self._buffer += data
         if len(self._buffer) >= self.services.settings.upload_block_bytes:
             await self._flush()
@@ -80,9 +73,52 @@ class UploadSink:
             },
         )
 
+    def stored(self) -> StoredUpload:
+        """The committed file, for :func:`~common.usecases.submit.submit`."""
+        return StoredUpload(
+            job_id=self.job_id,
+            table=self.table,
+            container=self.services.settings.blob_container_name_historic,
+            blob_name=self.blob_name,
+            sha256=self.planner.sha256,
+            size=self.planner.size,
+            original_name=self.original_name,
+            parts=self.planner.parts(),
+        )
+
     async def abort(self) -> None:
         if self.writer is not None:
             await run_in_threadpool(self.writer.abort)
+
+
+async def request_body(
+    stream: AsyncIterator[bytes], *, limit: int, idle_seconds: float
+) -> AsyncIterator[bytes]:
+    """The request body as it arrives, refused once it passes ``limit`` bytes in all (every
+    file and field of a multipart body counts) or once the client sends nothing for
+    ``idle_seconds``."""
+    received = 0
+    chunks = aiter(stream)
+    while True:
+        try:
+            chunk = await asyncio.wait_for(anext(chunks), idle_seconds)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise Problem(
+                408,
+                "Request timeout",
+                f"the client sent nothing for {idle_seconds:g} seconds (CLIENT_IDLE_SECONDS); "
+                "nothing of the upload was kept, send it again",
+            ) from None
+        received += len(chunk)
+        if received > limit:
+            raise Problem(
+                413,
+                "Upload too large",
+                f"the request is larger than the limit of {limit} bytes (MAX_UPLOAD_BYTES)",
+            )
+        yield chunk
 
 
 async def receive_raw(
@@ -142,6 +178,11 @@ class _MultipartEvents:
         return events
 
 
+# RFC 2046: a boundary is 1 to 70 characters; a file name longer than 255 fits no file system.
+MAX_BOUNDARY = 70
+MAX_FILE_NAME = 255
+
+
 def _boundary(content_type: str) -> bytes:
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
@@ -149,7 +190,33 @@ def _boundary(content_type: str) -> bytes:
         raise Problem(
             400, "Malformed multipart body", "the multipart Content-Type header has no boundary"
         )
+    if len(boundary) > MAX_BOUNDARY:
+        raise Problem(
+            400,
+            "Malformed multipart body",
+            f"the multipart boundary is {len(boundary)} characters long; RFC 2046 allows at "
+            f"most {MAX_BOUNDARY}",
+        )
     return boundary
+
+
+def _file_name(raw: bytes | None) -> str | None:
+    """The part's file name, checked: it is stored with the job and shown back."""
+    if raw is None:
+        return None
+    name = raw.decode("utf-8", "replace")
+    if len(name) > MAX_FILE_NAME:
+        raise Problem(
+            422,
+            "File name too long",
+            f"the file name is {len(name)} characters long; at most {MAX_FILE_NAME} are kept, "
+            "rename the file",
+        )
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise Problem(
+            422, "Bad file name", "the file name holds control characters; rename the file"
+        )
+    return name
 
 
 async def receive_multipart(
@@ -201,7 +268,7 @@ def _start_part(
     _, options = parse_options_header(headers.get("content-disposition", ""))
     name = options.get(b"name", b"").decode("utf-8", "replace")
     filename = options.get(b"filename")
-    original = filename.decode("utf-8", "replace") if filename else None
+    original = _file_name(filename) if filename else None
     if fixed_table is not None:
         if name == "file":
             return UploadSink(services, fixed_table, original)
@@ -224,51 +291,3 @@ def _start_part(
             f"table: {', '.join(LOAD_ORDER)}",
         ) from None
     return UploadSink(services, name, original)
-
-
-async def submit(
-    services: Services, sink: UploadSink, *, force: bool, on_conflict: str
-) -> tuple[Job, bool]:
-    """Create the job for a stored upload and queue its parts; reuse an identical earlier job.
-
-    Returns the job and whether it was created now.
-    """
-    jobs = services.jobs
-    if not force:
-        existing = await run_in_threadpool(
-            jobs.find_reusable, sink.table, sink.planner.sha256, on_conflict
-        )
-        if existing is not None:
-            await run_in_threadpool(
-                services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
-            )
-            return existing, False
-    job = await run_in_threadpool(
-        lambda: jobs.create(
-            job_id=sink.job_id,
-            table=sink.table,
-            content_sha256=sink.planner.sha256,
-            size_bytes=sink.planner.size,
-            original_name=sink.original_name,
-            blob_name=sink.blob_name,
-            on_conflict=on_conflict,
-            parts=sink.planner.parts(),
-        )
-    )
-    messages = [JobMessage(job.job_id, i).first_send() for i in range(job.parts)]
-    try:
-        await run_in_threadpool(services.queue.send, messages)
-    except IngestError:
-        if await run_in_threadpool(jobs.delete_undispatched, job.job_id):
-            await run_in_threadpool(
-                services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
-            )
-            raise
-        # The send took so long that a worker found the job unsent and sent its messages.
-        log.warning("job queued by a worker after the upload's send failed", job_id=job.job_id)
-        return job, True
-    try:
-        await run_in_threadpool(jobs.mark_dispatched, job.job_id)
-    except IngestError as exc:  # the messages are sent; a worker will find it sent them again
-        log.warning("job queued but not marked dispatched", job_id=job.job_id, error=str(exc))
-    return job, True

@@ -13,6 +13,7 @@ from common.queue.sql import SqlJobQueue
 from common.rejections import RejectionStore
 from common.retry import RetryPolicy
 from common.settings import Settings
+from common.usecases.dead_letters import DeadLetterClaims, DeadLetters
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Services:
     jobs: JobStore
     rejections: RejectionStore
     retry: RetryPolicy
+    dead_letters: DeadLetters
 
     def close(self) -> None:
         self.queue.close()
@@ -66,13 +68,16 @@ def build_services(
     blob = blob or build_blob_store(settings)
     for container in (settings.blob_container_name_historic, settings.blob_container_name_backup):
         blob.ensure_container(container)
+    queue = queue or build_queue(settings, db)
+    jobs = JobStore(db)
     return Services(
         settings=settings,
         db=db,
         blob=blob,
-        queue=queue or build_queue(settings, db),
-        jobs=JobStore(db),
+        queue=queue,
+        jobs=jobs,
         rejections=RejectionStore(db),
+        dead_letters=DeadLetters(queue, jobs, DeadLetterClaims(db)),
         retry=retry
         or RetryPolicy(
             attempts=settings.retry_attempts, max_wait_seconds=settings.retry_max_wait_seconds

@@ -16,9 +16,12 @@ class IngestError(Exception):
 
 
 class TransientError(IngestError):
-    """A temporary failure (connection drop, throttling, deadlock, timeout): retry it."""
+    """A temporary failure (connection drop, throttling, deadlock, timeout): retry it.
+
+    ``dependency`` names what failed in words safe to show a client (no host, no detail)."""
 
     reason = "TransientError"
+    dependency = "a service the API depends on"
 
 
 class PermanentError(IngestError):
@@ -31,24 +34,28 @@ class DatabaseUnavailable(TransientError):
     """The database could not be reached or asked us to retry."""
 
     reason = "DatabaseUnavailable"
+    dependency = "database"
 
 
 class BlobStoreUnavailable(TransientError):
     """The blob store could not be reached."""
 
     reason = "BlobStoreUnavailable"
+    dependency = "blob store"
 
 
 class QueueUnavailable(TransientError):
     """The message queue could not be reached."""
 
     reason = "QueueUnavailable"
+    dependency = "queue"
 
 
 class ConcurrentUpdate(TransientError):
     """Another worker changed the same rows first; the work is retried from the new state."""
 
     reason = "ConcurrentUpdate"
+    dependency = "database"
 
 
 class BlobNotFound(PermanentError):
@@ -91,6 +98,30 @@ class LeaseLost(IngestError):
     """Another worker took this part over; it carries the work on from the checkpoint."""
 
     reason = "LeaseLost"
+
+
+class JobCancelled(IngestError):
+    """An operator cancelled the job; the delivery stops without touching the data."""
+
+    reason = "JobCancelled"
+
+
+class JobFinished(IngestError):
+    """The job is already over; it cannot be cancelled or deleted in this state."""
+
+    reason = "JobFinished"
+
+
+class TableBusy(IngestError):
+    """A restore and a load or batch of the same tables cannot run at the same time.
+
+    ``details`` names what is in the way for the client (e.g. ``{"jobs": [...]}``)."""
+
+    reason = "TableBusy"
+
+    def __init__(self, message: str | None = None, **details: object) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class MessageNotFound(IngestError):

@@ -9,15 +9,17 @@ a redelivered or duplicated message never works on a part that is alive elsewher
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, case, func, select, update
+from sqlalchemy import Connection, case, func, or_, select, update
 
 from common.db import Database, utcnow
-from common.errors import LeaseLost, UnknownJob
+from common.errors import ConcurrentUpdate, JobCancelled, JobFinished, LeaseLost, UnknownJob
+from common.gates import TableGates
 from common.schema import ingest_jobs as jobs_t
 from common.schema import job_parts as parts_t
 
@@ -27,12 +29,24 @@ class JobStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the job is over: nothing of it will run again unless it is replayed."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+# How often a job held back by a restore looks again.
+RESTORE_POLL_SECONDS = 2.0
 
 
 class PartStatus(StrEnum):
     PENDING = "pending"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,7 @@ class Job:
     parts_done: int
     rows_read: int
     rows_inserted: int
+    rows_updated: int
     rows_rejected: int
     bytes_done: int
 
@@ -88,7 +103,21 @@ class Progress:
     next_line: int
     rows_read: int
     rows_inserted: int
+    rows_updated: int
     rows_rejected: int
+
+
+@dataclass(frozen=True)
+class Busy:
+    """The part cannot be taken now; try again at ``until``."""
+
+    until: datetime
+    why: str
+
+
+def dedup_key(table: str, content_sha256: str, on_conflict: str) -> str:
+    """What makes two uploads the same load: the table, the bytes and the conflict rule."""
+    return f"{table}:{content_sha256}:{on_conflict}"
 
 
 _part_totals = (
@@ -98,6 +127,7 @@ _part_totals = (
         func.sum(case((parts_t.c.status == PartStatus.DONE.value, 1), else_=0)).label("parts_done"),
         func.sum(parts_t.c.rows_read).label("rows_read"),
         func.sum(parts_t.c.rows_inserted).label("rows_inserted"),
+        func.sum(parts_t.c.rows_updated).label("rows_updated"),
         func.sum(parts_t.c.rows_rejected).label("rows_rejected"),
         func.sum(parts_t.c.next_offset - parts_t.c.start_offset).label("bytes_done"),
     )
@@ -134,8 +164,21 @@ def _job_from_row(row: Any) -> Job:
         parts_done=int(m["parts_done"] or 0),
         rows_read=int(m["rows_read"] or 0),
         rows_inserted=int(m["rows_inserted"] or 0),
+        rows_updated=int(m["rows_updated"] or 0),
         rows_rejected=int(m["rows_rejected"] or 0),
         bytes_done=int(m["bytes_done"] or 0),
+    )
+
+
+def _part_from_row(row: Any) -> Part:
+    return Part(
+        row.job_id,
+        row.part_no,
+        row.start_offset,
+        row.end_offset,
+        row.next_offset,
+        row.next_line,
+        PartStatus(row.status),
     )
 
 
@@ -158,8 +201,59 @@ class JobStore:
         blob_name: str,
         on_conflict: str,
         parts: list[PartPlan],
-    ) -> Job:
+        reusable: bool = True,
+    ) -> tuple[Job, bool]:
+        """Record a queued job and its parts; return it and ``True``. With ``reusable``, an
+        unfinished or succeeded job for the same content wins instead: that one and ``False``."""
         now = utcnow()
+        key = dedup_key(table, content_sha256, on_conflict) if reusable else None
+        try:
+            self._insert(
+                job_id,
+                table,
+                content_sha256,
+                size_bytes,
+                original_name,
+                blob_name,
+                on_conflict,
+                parts,
+                key,
+                now,
+            )
+        except ConcurrentUpdate:
+            if key is None:
+                raise
+            winner = self.find_reusable(table, content_sha256, on_conflict)
+            if winner is None:  # the winner failed in the meantime: try once more
+                self._insert(
+                    job_id,
+                    table,
+                    content_sha256,
+                    size_bytes,
+                    original_name,
+                    blob_name,
+                    on_conflict,
+                    parts,
+                    key,
+                    now,
+                )
+            else:
+                return winner, False
+        return self.get(job_id), True
+
+    def _insert(
+        self,
+        job_id: str,
+        table: str,
+        content_sha256: str,
+        size_bytes: int,
+        original_name: str | None,
+        blob_name: str,
+        on_conflict: str,
+        parts: list[PartPlan],
+        key: str | None,
+        now: datetime,
+    ) -> None:
         with self.db.write() as conn:
             conn.execute(
                 jobs_t.insert().values(
@@ -171,6 +265,7 @@ class JobStore:
                     original_name=original_name,
                     blob_name=blob_name,
                     on_conflict=on_conflict,
+                    dedup_key=key,
                     attempts=0,
                     created_at=now,
                     updated_at=now,
@@ -189,6 +284,7 @@ class JobStore:
                         "next_line": p.first_line,
                         "rows_read": 0,
                         "rows_inserted": 0,
+                        "rows_updated": 0,
                         "rows_rejected": 0,
                         "status": PartStatus.PENDING.value,
                         "updated_at": now,
@@ -196,7 +292,6 @@ class JobStore:
                     for i, p in enumerate(parts)
                 ],
             )
-        return self.get(job_id)
 
     def mark_dispatched(self, job_id: str) -> bool:
         """Note that the job's messages are (being) sent; whether this call was the one that
@@ -246,6 +341,57 @@ class JobStore:
                 ).scalars()
             )
 
+    def stranded_candidates(self, quiet_since: datetime) -> dict[tuple[str, int], tuple[Any, ...]]:
+        """Unfinished parts of sent jobs that nobody holds and nothing touched since
+        ``quiet_since``, each with a stamp that changes whenever the part or its job does."""
+        now = utcnow()
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    parts_t.c.job_id,
+                    parts_t.c.part_no,
+                    parts_t.c.updated_at,
+                    parts_t.c.next_offset,
+                    jobs_t.c.updated_at.label("job_updated_at"),
+                    jobs_t.c.status,
+                )
+                .select_from(parts_t.join(jobs_t, jobs_t.c.job_id == parts_t.c.job_id))
+                .where(
+                    jobs_t.c.status.in_(UNFINISHED),
+                    jobs_t.c.dispatched_at.is_not(None),
+                    jobs_t.c.updated_at < quiet_since,
+                    parts_t.c.status == PartStatus.PENDING.value,
+                    parts_t.c.updated_at < quiet_since,
+                    or_(parts_t.c.lease_until.is_(None), parts_t.c.lease_until < now),
+                )
+            ).all()
+        return {
+            (r.job_id, r.part_no): (r.updated_at, r.next_offset, r.job_updated_at, r.status)
+            for r in rows
+        }
+
+    def running_on(self, tables: Iterable[str], conn: Connection | None = None) -> list[str]:
+        """Jobs of ``tables`` that have started and not finished, oldest first."""
+        query = (
+            select(jobs_t.c.job_id)
+            .where(
+                jobs_t.c.table_name.in_(sorted(set(tables))),
+                jobs_t.c.status == JobStatus.RUNNING.value,
+            )
+            .order_by(jobs_t.c.seq)
+        )
+        if conn is not None:
+            return list(conn.execute(query).scalars())
+        with self.db.read() as own:
+            return list(own.execute(query).scalars())
+
+    def touch(self, job_id: str) -> None:
+        """Note that something was done for the job now (its messages were sent again)."""
+        with self.db.write() as conn:
+            conn.execute(
+                update(jobs_t).where(jobs_t.c.job_id == job_id).values(updated_at=utcnow())
+            )
+
     def get(self, job_id: str) -> Job:
         with self.db.read() as conn:
             row = conn.execute(_job_query().where(jobs_t.c.job_id == job_id)).first()
@@ -254,20 +400,11 @@ class JobStore:
         return _job_from_row(row)
 
     def find_reusable(self, table: str, content_sha256: str, on_conflict: str) -> Job | None:
-        """The newest job that loaded (or is loading) the same content into the same table
-        the same way."""
+        """The job that loaded (or is loading) the same content into the same table the same
+        way, unless it failed or was cancelled."""
+        key = dedup_key(table, content_sha256, on_conflict)
         with self.db.read() as conn:
-            row = conn.execute(
-                _job_query()
-                .where(
-                    jobs_t.c.table_name == table,
-                    jobs_t.c.content_sha256 == content_sha256,
-                    jobs_t.c.on_conflict == on_conflict,
-                    jobs_t.c.status != JobStatus.FAILED.value,
-                )
-                .order_by(jobs_t.c.seq.desc())
-                .limit(1)
-            ).first()
+            row = conn.execute(_job_query().where(jobs_t.c.dedup_key == key)).first()
         return None if row is None else _job_from_row(row)
 
     def page(
@@ -296,46 +433,43 @@ class JobStore:
             rows = conn.execute(
                 select(parts_t).where(parts_t.c.job_id == job_id).order_by(parts_t.c.part_no)
             ).all()
-        return [
-            Part(
-                r.job_id,
-                r.part_no,
-                r.start_offset,
-                r.end_offset,
-                r.next_offset,
-                r.next_line,
-                PartStatus(r.status),
-            )
-            for r in rows
-        ]
+        return [_part_from_row(r) for r in rows]
 
     def pending_parts(self, job_id: str) -> list[int]:
         """The numbers of the job's parts not yet done, the ones a replay must queue."""
         return [p.part_no for p in self.parts(job_id) if p.status is PartStatus.PENDING]
 
-    def unfinished_parents(self, job: Job, parent_tables: tuple[str, ...]) -> int:
-        """How many uploads of ``parent_tables`` submitted before ``job`` have not finished."""
-        if not parent_tables:
-            return 0
+    def waiting_for(self, job: Job, parent_tables: tuple[str, ...]) -> list[str]:
+        """Unfinished uploads of ``parent_tables`` submitted before ``job``: its rows may
+        reference ids they bring, so it waits for them."""
+        if not parent_tables or job.status.terminal:
+            return []
         with self.db.read() as conn:
-            return int(
+            return list(
                 conn.execute(
-                    select(func.count())
-                    .select_from(jobs_t)
+                    select(jobs_t.c.job_id)
                     .where(
                         jobs_t.c.seq < job.seq,
                         jobs_t.c.table_name.in_(parent_tables),
-                        jobs_t.c.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+                        jobs_t.c.status.in_(UNFINISHED),
                     )
-                ).scalar_one()
+                    .order_by(jobs_t.c.seq)
+                ).scalars()
             )
 
     # --- leases and checkpoints -----------------------------------------------------------
 
     def acquire(
-        self, job_id: str, part_no: int, owner: str, lease_seconds: float, attempt: int
-    ) -> Part | datetime:
-        """Take the part's lease. Returns the part, or when another holder's lease ends."""
+        self,
+        job_id: str,
+        part_no: int,
+        owner: str,
+        lease_seconds: float,
+        attempt: int,
+        gated_tables: tuple[str, ...] = (),
+    ) -> Part | Busy:
+        """Take the part's lease. Returns the part, or :class:`Busy` while another holder's
+        lease lasts or, for a job yet to start, while a restore of ``gated_tables`` runs."""
         now = utcnow()
         with self.db.write() as conn:
             row = conn.execute(
@@ -349,9 +483,20 @@ class JobStore:
                 and row.lease_until is not None
                 and row.lease_until > now
             ):
-                held_until: datetime = row.lease_until
-                return held_until
+                return Busy(row.lease_until, "another worker holds this part")
             if row.status == PartStatus.PENDING.value:
+                status = conn.execute(
+                    select(jobs_t.c.status).where(jobs_t.c.job_id == job_id)
+                ).scalar_one()
+                if status == JobStatus.QUEUED.value and gated_tables:
+                    # A job starts only between restores of the tables it reads or writes.
+                    restoring = TableGates(self.db).hold(conn, gated_tables)
+                    if restoring is not None:
+                        # The mark is a renewed lease, not the restore's end: look again soon.
+                        return Busy(
+                            min(restoring, now + timedelta(seconds=RESTORE_POLL_SECONDS)),
+                            f"waiting for a restore of {', '.join(gated_tables)}",
+                        )
                 conn.execute(
                     update(parts_t)
                     .where(parts_t.c.job_id == job_id, parts_t.c.part_no == part_no)
@@ -376,15 +521,7 @@ class JobStore:
                     .where(jobs_t.c.job_id == job_id, jobs_t.c.attempts < attempt)
                     .values(attempts=attempt, updated_at=now)
                 )
-        return Part(
-            row.job_id,
-            row.part_no,
-            row.start_offset,
-            row.end_offset,
-            row.next_offset,
-            row.next_line,
-            PartStatus(row.status),
-        )
+        return _part_from_row(row)
 
     def renew(self, job_id: str, part_no: int, owner: str, lease_seconds: float) -> bool:
         """Extend the lease if ``owner`` still holds it."""
@@ -427,7 +564,8 @@ class JobStore:
     ) -> bool:
         """Move the part's checkpoint, in the caller's transaction, if ``owner`` holds the lease
         and nobody moved it since ``expected_offset``. Returns whether the part is now done.
-        Raises :class:`LeaseLost` otherwise, which rolls the batch back."""
+        Raises :class:`JobCancelled` or :class:`LeaseLost` otherwise, which rolls the batch
+        back."""
         now = utcnow()
         done = progress.next_offset >= part.end_offset
         moved = conn.execute(
@@ -444,6 +582,7 @@ class JobStore:
                 next_line=progress.next_line,
                 rows_read=parts_t.c.rows_read + progress.rows_read,
                 rows_inserted=parts_t.c.rows_inserted + progress.rows_inserted,
+                rows_updated=parts_t.c.rows_updated + progress.rows_updated,
                 rows_rejected=parts_t.c.rows_rejected + progress.rows_rejected,
                 status=PartStatus.DONE.value if done else PartStatus.PENDING.value,
                 lease_until=now + timedelta(seconds=lease_seconds),
@@ -451,6 +590,13 @@ class JobStore:
             )
         ).rowcount
         if moved != 1:
+            status = conn.execute(
+                select(parts_t.c.status).where(
+                    parts_t.c.job_id == part.job_id, parts_t.c.part_no == part.part_no
+                )
+            ).scalar()
+            if status == PartStatus.CANCELLED.value:
+                raise JobCancelled(f"job {part.job_id} was cancelled")
             raise LeaseLost(
                 f"part {part.part_no} of job {part.job_id} was taken over by another worker"
             )
@@ -469,42 +615,67 @@ class JobStore:
         if open_parts == 0:
             conn.execute(
                 update(jobs_t)
-                .where(jobs_t.c.job_id == job_id, jobs_t.c.status != JobStatus.FAILED.value)
+                .where(jobs_t.c.job_id == job_id, jobs_t.c.status.in_(UNFINISHED))
                 .values(status=JobStatus.SUCCEEDED.value, finished_at=now, error=None)
             )
 
-    # --- failure and replay ---------------------------------------------------------------
+    # --- ending and replaying jobs --------------------------------------------------------
 
-    def mark_failed(self, job_id: str, error: str) -> None:
+    def _end(self, conn: Connection, job_id: str, status: JobStatus, error: str) -> int:
+        """End the unfinished job ``job_id`` as ``status``; whether it was unfinished."""
         now = utcnow()
-        with self.db.write() as conn:
-            conn.execute(
-                update(jobs_t)
-                .where(jobs_t.c.job_id == job_id)
-                .values(status=JobStatus.FAILED.value, error=error, finished_at=now, updated_at=now)
+        ended = conn.execute(
+            update(jobs_t)
+            .where(jobs_t.c.job_id == job_id, jobs_t.c.status.in_(UNFINISHED))
+            .values(
+                status=status.value, error=error, finished_at=now, updated_at=now, dedup_key=None
+            )
+        ).rowcount
+        if ended:
+            part_status = (
+                PartStatus.CANCELLED if status is JobStatus.CANCELLED else PartStatus.FAILED
             )
             conn.execute(
                 update(parts_t)
                 .where(parts_t.c.job_id == job_id, parts_t.c.status == PartStatus.PENDING.value)
                 .values(
-                    status=PartStatus.FAILED.value,
-                    lease_owner=None,
-                    lease_until=None,
-                    updated_at=now,
+                    status=part_status.value, lease_owner=None, lease_until=None, updated_at=now
                 )
             )
+        return int(ended)
 
-    def requeue(self, job_id: str) -> None:
-        """Put a failed job back to ``queued``; its parts resume from their checkpoints."""
+    def mark_failed(self, job_id: str, error: str) -> None:
+        """End the job as failed with ``error`` unless it already ended."""
+        with self.db.write() as conn:
+            self._end(conn, job_id, JobStatus.FAILED, error)
+
+    def cancel(self, job_id: str, reason: str) -> Job:
+        """End an unfinished job as cancelled. Committed rows stay; a worker in the middle of a
+        part stops at its next block. Raises :class:`JobFinished` for a job already over."""
+        with self.db.write() as conn:
+            ended = self._end(conn, job_id, JobStatus.CANCELLED, reason)
+        job = self.get(job_id)
+        if not ended and job.status is not JobStatus.CANCELLED:
+            raise JobFinished(
+                f"job {job_id} already {job.status.value}; only a queued or "
+                "running job can be cancelled"
+            )
+        return job
+
+    def requeue(self, job_id: str) -> bool:
+        """Put a failed job back to ``queued``; its parts resume from their checkpoints.
+        Whether the job was failed."""
         now = utcnow()
         with self.db.write() as conn:
-            conn.execute(
-                update(parts_t)
-                .where(parts_t.c.job_id == job_id, parts_t.c.status == PartStatus.FAILED.value)
-                .values(status=PartStatus.PENDING.value, updated_at=now)
-            )
-            conn.execute(
+            requeued = conn.execute(
                 update(jobs_t)
-                .where(jobs_t.c.job_id == job_id, jobs_t.c.status != JobStatus.SUCCEEDED.value)
+                .where(jobs_t.c.job_id == job_id, jobs_t.c.status == JobStatus.FAILED.value)
                 .values(status=JobStatus.QUEUED.value, error=None, finished_at=None, updated_at=now)
-            )
+            ).rowcount
+            if requeued:
+                conn.execute(
+                    update(parts_t)
+                    .where(parts_t.c.job_id == job_id, parts_t.c.status == PartStatus.FAILED.value)
+                    .values(status=PartStatus.PENDING.value, updated_at=now)
+                )
+        return bool(requeued)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Unicode,
     UnicodeText,
+    text,
 )
 from sqlalchemy.dialects import mssql
 
@@ -81,8 +82,19 @@ ingest_jobs = Table(
     Column("updated_at", DateTime, nullable=False),
     # Set once the job's messages are on the queue; a job left without it was never announced.
     Column("dispatched_at", DateTime),
+    # "table:sha256:on_conflict" while the job may be reused for identical content (not forced,
+    # not failed or cancelled); unique, so concurrent identical uploads make exactly one job.
+    Column("dedup_key", String(128)),
     Index("ix_ingest_jobs_table_sha", "table_name", "content_sha256"),
     Index("ix_ingest_jobs_status_table", "status", "table_name"),
+    Index(
+        "ux_ingest_jobs_dedup_key",
+        "dedup_key",
+        unique=True,
+        sqlite_where=text("dedup_key IS NOT NULL"),
+        postgresql_where=text("dedup_key IS NOT NULL"),
+        mssql_where=text("dedup_key IS NOT NULL"),
+    ),
 )
 
 job_parts = Table(
@@ -97,6 +109,7 @@ job_parts = Table(
     Column("next_line", BigInteger, nullable=False),
     Column("rows_read", BigInteger, nullable=False, default=0),
     Column("rows_inserted", BigInteger, nullable=False, default=0),
+    Column("rows_updated", BigInteger, nullable=False, default=0),
     Column("rows_rejected", BigInteger, nullable=False, default=0),
     Column("status", String(16), nullable=False),
     Column("lease_owner", String(36)),
@@ -137,6 +150,8 @@ queue_messages = Table(
     Column("dead_letter_description", UnicodeText),
     Column("dead_lettered_at", DateTime),
     Index("ix_queue_messages_ready", "queue", "dead_lettered", "visible_at"),
+    # A sequence number is a dead letter's id: SQLite must not reuse one (see migration 0004).
+    sqlite_autoincrement=True,
 )
 
 # A named lease: the holder (owner, until) alone runs a task that must run once per occasion
@@ -148,4 +163,28 @@ leases = Table(
     Column("owner", String(36)),
     Column("until", DateTime),
     Column("last_run", DateTime),
+)
+
+# Who is acting on a dead letter: the first resubmit or purge of an id inserts its row and wins;
+# a concurrent or later one finds it and is refused. A "started" row older than a few minutes
+# belongs to a request that died and may be taken over.
+dead_letter_claims = Table(
+    "dead_letter_claims",
+    metadata,
+    Column("dead_letter_id", String(64), primary_key=True),
+    Column("action", String(16), nullable=False),
+    Column("job_id", String(36)),
+    Column("state", String(16), nullable=False),
+    Column("claimed_at", DateTime, nullable=False),
+)
+
+# One row per data table. Loads and batches hold a shared lock on the rows of their table and
+# its parents while they check ``restore_until``; a restore marks the rows of its tables (and
+# locks them) so that no load starts and no batch writes while it runs.
+table_gates = Table(
+    "table_gates",
+    metadata,
+    Column("table_name", String(64), primary_key=True),
+    Column("restore_owner", String(36)),
+    Column("restore_until", DateTime),
 )

@@ -70,6 +70,18 @@ class Settings(BaseSettings):
         default=50 * 1024**3, ge=1, description="Largest accepted upload; larger ones get 413."
     )
     upload_block_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    client_idle_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A client that sends nothing for this long is cut off (408) and its "
+        "partial upload removed.",
+    )
+    max_connections: int = Field(
+        default=200,
+        ge=1,
+        description="Open connections and requests an API server takes at once; beyond, it "
+        "answers 503.",
+    )
     dependency_wait_seconds: float = Field(default=2.0, gt=0)
     receive_wait_seconds: float = Field(default=1.0, gt=0)
     retry_attempts: int = Field(default=4, ge=1)
@@ -80,6 +92,26 @@ class Settings(BaseSettings):
     )
     transient_backoff_max_seconds: float = Field(default=30.0, ge=0)
 
+    restore_wait_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="Longest a restore asked to wait (?wait=true) waits for running loads.",
+    )
+    reconcile_every_seconds: float = Field(
+        default=30.0, gt=0, description="How often one worker looks for stranded jobs."
+    )
+    reconcile_quiet_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A job part untouched this long, held by no worker and with no message in "
+        "the queue, gets a new message (or fails, if its message was dead-lettered).",
+    )
+    unsent_after_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="A job whose upload has not sent its messages this long after creating it "
+        "is sent by a worker.",
+    )
     worker_metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Port for a worker's own Prometheus metrics."
     )

@@ -5,26 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 
 import structlog
 
 from common.backup.scheduler import scheduler_for
 from common.bootstrap import Services
-from common.db import utcnow
-from common.errors import IngestError, LeaseLost, LockLost, PermanentError
-from common.jobs import JobStatus
+from common.errors import IngestError, JobCancelled, LeaseLost, LockLost, PermanentError
 from common.messages import JobMessage
 from common.queue import MAX_DELIVERY_REASON, ReceivedMessage
+from common.usecases.reconcile import Reconciler, ReconcileTiming
 from worker import metrics
 from worker.pipeline import Done, Interrupted, Outcome, PartIngestor, WaitUntil
 from worker.renewer import LockRenewer
 
 log = structlog.get_logger("ingest.worker")
-
-_RECONCILE_EVERY_SECONDS = 30.0
-# A job still unsent this long after its creation was left behind by an API that died.
-UNANNOUNCED_AFTER_SECONDS = 60.0
 
 
 class Consumer:
@@ -35,19 +29,37 @@ class Consumer:
         self.queue = services.queue
         self.stop = stop
         self.ingestor = PartIngestor(services, owner, stop)
-        self._last_reconcile = 0.0
+        settings = services.settings
+        self.reconciler = Reconciler(
+            services.db,
+            services.jobs,
+            services.queue,
+            owner,
+            ReconcileTiming(
+                every_seconds=settings.reconcile_every_seconds,
+                unsent_after_seconds=settings.unsent_after_seconds,
+                quiet_seconds=settings.reconcile_quiet_seconds,
+            ),
+        )
         self.backups = scheduler_for(services, owner)
 
     def run(self) -> None:
         log.info("worker started", queue=self.services.settings.queue_name)
+        # Reconciliation runs beside the loop, so a long part does not hold it up.
+        reconciling = threading.Thread(target=self._reconcile, name="reconcile", daemon=True)
+        reconciling.start()
         while not self.stop.is_set():
             self.run_once()
+        reconciling.join()
         log.info("worker stopped")
+
+    def _reconcile(self) -> None:
+        while not self.stop.wait(min(1.0, self.reconciler.timing.every_seconds)):
+            self.reconciler.run_if_due()
 
     def run_once(self) -> bool:
         """Receive and process at most one message; return whether one was processed."""
         self._beat()
-        self._reconcile_if_due()
         if self.backups is not None:
             self.backups.tick_quietly()
         try:
@@ -105,6 +117,9 @@ class Consumer:
             elif isinstance(outcome, LeaseLost):
                 self.queue.complete(message)
                 log.warning("part taken over by another worker", error=str(outcome))
+            elif isinstance(outcome, JobCancelled):
+                self.queue.complete(message)
+                log.info("job cancelled; delivery stopped at a block boundary")
             elif isinstance(outcome, Interrupted):
                 self._abandon(message, job, str(outcome), backoff=False)
             elif isinstance(outcome, PermanentError):
@@ -168,57 +183,6 @@ class Consumer:
                 path.touch()
             except OSError as exc:
                 log.warning("cannot touch the heartbeat file", error=str(exc))
-
-    def _reconcile_if_due(self) -> None:
-        now = time.monotonic()
-        if now - self._last_reconcile < _RECONCILE_EVERY_SECONDS:
-            return
-        self._last_reconcile = now
-        self._fail_jobs_dead_lettered_by_the_broker()
-        self._dispatch_unannounced_jobs()
-
-    def _fail_jobs_dead_lettered_by_the_broker(self) -> None:
-        """Mark failed the jobs whose messages the broker dead-lettered on its own."""
-        try:
-            letters, _ = self.queue.list_dead_letters(limit=100, offset=0)
-            for letter in letters:
-                try:
-                    job = JobMessage.decode(letter.body)
-                    current = self.services.jobs.get(job.job_id)
-                except PermanentError:
-                    continue
-                if current.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-                    self.services.jobs.mark_failed(
-                        job.job_id, f"{letter.reason}: {letter.description}"
-                    )
-        except IngestError as exc:
-            log.warning("dead-letter reconciliation failed", error=str(exc))
-
-    def _dispatch_unannounced_jobs(self) -> None:
-        """Send the messages of jobs whose API process died between creating them and sending
-        them. The messages are the ones the API would have sent (same ids, so a broker with
-        duplicate detection drops a repeat); a part that does get two is ingested once. Of
-        several workers, the one that claims the job sends them."""
-        jobs = self.services.jobs
-        created_before = utcnow() - timedelta(seconds=UNANNOUNCED_AFTER_SECONDS)
-        try:
-            unsent = jobs.undispatched(created_before)
-        except IngestError as exc:
-            log.warning("dispatch reconciliation failed", error=str(exc))
-            return
-        for job_id in unsent:
-            try:
-                if not jobs.mark_dispatched(job_id):
-                    continue
-                pending = jobs.pending_parts(job_id)
-                try:
-                    self.queue.send([JobMessage(job_id, n).first_send() for n in pending])
-                except IngestError:
-                    jobs.unmark_dispatched(job_id)
-                    raise
-                log.warning("job queued again: its upload never sent it", job_id=job_id)
-            except IngestError as exc:
-                log.warning("cannot queue an unsent job", job_id=job_id, error=str(exc))
 
 
 def _outcome_name(outcome: Outcome | BaseException) -> str:

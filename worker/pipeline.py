@@ -15,7 +15,7 @@ from common.csvparse import check_is_text, parse_block
 from common.db import utcnow
 from common.errors import IngestError
 from common.ingest import Committed, write_rows
-from common.jobs import Job, JobStatus, Part, PartStatus, Progress
+from common.jobs import Busy, Job, JobStatus, Part, PartStatus, Progress
 from common.messages import JobMessage
 from common.prefetch import prefetched
 from common.rejections import log_rejections
@@ -76,19 +76,24 @@ class PartIngestor:
         job = jobs.get(message.job_id)
         spec = table_spec(job.table)
         structlog.contextvars.bind_contextvars(table=job.table)
-        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+        if job.status.terminal:
             return Done(f"job already {job.status.value}")
-        waiting = jobs.unfinished_parents(job, spec.parents)
+        waiting = jobs.waiting_for(job, spec.parents)
         if waiting:
             return WaitUntil(
                 utcnow() + timedelta(seconds=self.services.settings.dependency_wait_seconds),
-                f"waiting for {waiting} earlier upload(s) of {' and '.join(spec.parents)}",
+                f"waiting for {len(waiting)} earlier upload(s) of {' and '.join(spec.parents)}",
             )
         part = jobs.acquire(
-            job.job_id, message.part, self.owner, self.lease_seconds, delivery_count
+            job.job_id,
+            message.part,
+            self.owner,
+            self.lease_seconds,
+            delivery_count,
+            gated_tables=(spec.name, *spec.parents),
         )
-        if isinstance(part, datetime):
-            return WaitUntil(part + timedelta(seconds=1), "another worker holds this part")
+        if isinstance(part, Busy):
+            return WaitUntil(part.until + timedelta(seconds=1), part.why)
         if part.status is not PartStatus.PENDING:
             return Done(f"part already {part.status.value}")
         self._ingest(job, spec, part, cancel)
@@ -154,7 +159,8 @@ class PartIngestor:
                     next_offset=block.end,
                     next_line=line + block.lines,
                     rows_read=committed.read,
-                    rows_inserted=committed.inserted + committed.updated,
+                    rows_inserted=committed.inserted,
+                    rows_updated=committed.updated,
                     rows_rejected=len(committed.rejected),
                 )
                 jobs.advance(conn, part, self.owner, block.offset, progress, self.lease_seconds)

@@ -16,16 +16,23 @@ from api.schemas import Page, UtcDatetime
 from api.security import AdminAccess
 from common.backup import catalog_of
 from common.backup.errors import BackupInvalid, BackupNotFound, RestoreConflict
-from common.backup.records import BackupRecord
-from common.backup.restore import restore
+from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.writer import take_backups
 from common.bootstrap import Services
 from common.tables import LOAD_ORDER, table_spec
+from common.usecases.restore import restore_tables
 
 router = APIRouter(tags=["backups"], dependencies=[AdminAccess])
 
 BackupId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="A backup's id.")]
 RunId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The id of a backup run.")]
+Wait = Annotated[
+    bool,
+    Query(
+        description="While loads of the tables (or of tables referencing them) are running, "
+        "wait for them (up to RESTORE_WAIT_SECONDS) instead of answering 409."
+    ),
+]
 ERRORS: dict[int | str, dict[str, Any]] = {
     404: PROBLEM_RESPONSE,
     409: PROBLEM_RESPONSE,
@@ -102,13 +109,27 @@ def back_up_all(services: ServicesDep) -> BackupRunOut:
     responses=ERRORS,
     summary="Restore every table of one run, parents first, in one transaction",
 )
-def restore_run(run_id: RunId, services: ServicesDep, after: BackgroundTasks) -> RestoreOut:
+def restore_run(
+    run_id: RunId, services: ServicesDep, after: BackgroundTasks, wait: Wait = False
+) -> RestoreOut:
     catalog = catalog_of(services)
     with _as_problems():
         records = catalog.run(run_id)
-        restored = restore(services.db, catalog, records)
+        restored = _restore(services, catalog, records, wait)
     _tidy_after_restore(after, services, restored)
     return RestoreOut(restored=restored, backups=[_out(r) for r in records])
+
+
+def _restore(
+    services: Services, catalog: BackupCatalog, records: list[BackupRecord], wait: bool
+) -> dict[str, int]:
+    return restore_tables(
+        services.db,
+        catalog,
+        services.jobs,
+        records,
+        wait_seconds=services.settings.restore_wait_seconds if wait else 0.0,
+    )
 
 
 def _tidy_after_restore(after: BackgroundTasks, services: Services, tables: dict[str, int]) -> None:
@@ -182,11 +203,11 @@ def download_backup(backup_id: BackupId, services: ServicesDep) -> StreamingResp
     summary="Replace a table's rows with a backup, in one transaction",
 )
 def restore_backup(
-    backup_id: BackupId, services: ServicesDep, after: BackgroundTasks
+    backup_id: BackupId, services: ServicesDep, after: BackgroundTasks, wait: Wait = False
 ) -> RestoreOut:
     catalog = catalog_of(services)
     with _as_problems():
         record = catalog.get(backup_id)
-        restored = restore(services.db, catalog, [record])
+        restored = _restore(services, catalog, [record], wait)
     _tidy_after_restore(after, services, restored)
     return RestoreOut(restored=restored, backups=[_out(record)])

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 
 from api.deps import PagingDep, ServicesDep
 from api.problems import PROBLEM_RESPONSE
 from api.schemas import DeadLetterOut, Page
 from api.security import AdminAccess
-from common.bootstrap import Services
-from common.errors import MalformedMessage
-from common.messages import JobMessage
 from common.queue import DeadLetter
+from common.usecases.dead_letters import job_of
 
 router = APIRouter(tags=["dead letters"], dependencies=[AdminAccess])
-
-
-def _job_of(letter: DeadLetter) -> JobMessage | None:
-    try:
-        return JobMessage.decode(letter.body)
-    except MalformedMessage:
-        return None
+DeadLetterId = Annotated[
+    str,
+    Path(max_length=40, description="A dead letter's id (its sequence number)."),
+]
 
 
 def _out(letter: DeadLetter) -> DeadLetterOut:
-    job = _job_of(letter)
+    job = job_of(letter)
     return DeadLetterOut(
         id=letter.id,
         job_id=job.job_id if job else None,
@@ -51,45 +48,27 @@ def list_dead_letters(services: ServicesDep, paging: PagingDep) -> Page[DeadLett
     response_model=DeadLetterOut,
     responses={404: PROBLEM_RESPONSE},
 )
-def get_dead_letter(dead_letter_id: str, services: ServicesDep) -> DeadLetterOut:
-    return _out(services.queue.get_dead_letter(dead_letter_id))
-
-
-def _replay(services: Services, letter: DeadLetter) -> None:
-    """Requeue the job first, so the replayed message never finds it still failed; then send
-    the dead letter back and a message for every other unfinished part of the job."""
-    job = _job_of(letter)
-    if job is not None:
-        services.jobs.requeue(job.job_id)
-    services.queue.resubmit_dead_letter(letter.id)
-    if job is not None:
-        others = [
-            JobMessage(job.job_id, n).later_send(None, "replay")
-            for n in services.jobs.pending_parts(job.job_id)
-            if n != job.part
-        ]
-        services.queue.send(others)
+def get_dead_letter(dead_letter_id: DeadLetterId, services: ServicesDep) -> DeadLetterOut:
+    return _out(services.dead_letters.get(dead_letter_id))
 
 
 @router.post(
     "/dead-letters/{dead_letter_id}/resubmit",
     response_model=DeadLetterOut,
     status_code=202,
-    responses={404: PROBLEM_RESPONSE, 503: PROBLEM_RESPONSE},
+    responses={404: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE, 503: PROBLEM_RESPONSE},
     summary="Put a dead letter back on the queue and its job back to queued",
 )
-def resubmit_dead_letter(dead_letter_id: str, services: ServicesDep) -> DeadLetterOut:
-    letter = services.queue.get_dead_letter(dead_letter_id)
-    _replay(services, letter)
-    return _out(letter)
+def resubmit_dead_letter(dead_letter_id: DeadLetterId, services: ServicesDep) -> DeadLetterOut:
+    return _out(services.dead_letters.resubmit(dead_letter_id))
 
 
 @router.delete(
     "/dead-letters/{dead_letter_id}",
     status_code=204,
-    responses={404: PROBLEM_RESPONSE},
-    summary="Remove a dead letter for good",
+    responses={404: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE},
+    summary="Remove a dead letter for good; a job still waiting on it ends failed",
 )
-def purge_dead_letter(dead_letter_id: str, services: ServicesDep) -> Response:
-    services.queue.purge_dead_letter(dead_letter_id)
+def purge_dead_letter(dead_letter_id: DeadLetterId, services: ServicesDep) -> Response:
+    services.dead_letters.purge(dead_letter_id)
     return Response(status_code=204)

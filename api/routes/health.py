@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import structlog
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import ServicesDep
 from api.schemas import HealthOut
 from common.errors import IngestError
+
+log = structlog.get_logger("ingest.api")
 
 router = APIRouter(tags=["health"])
 
@@ -34,7 +37,9 @@ def readyz(services: ServicesDep) -> HealthOut | JSONResponse:
             ping()
             checks[name] = "ok"
         except IngestError as exc:
-            checks[name] = f"unavailable: {exc}"
+            # Which dependency is down is for anyone to see; why (hosts, ports) only in the log.
+            log.warning("readiness check failed", dependency=name, error=str(exc))
+            checks[name] = "unavailable"
     if all(v == "ok" for v in checks.values()):
         return HealthOut(status="ok", checks=checks)
     return JSONResponse(

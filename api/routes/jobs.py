@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.csvout import SafeWriter
 from api.deps import PagingDep, ServicesDep, wants_csv
 from api.problems import PROBLEM_RESPONSE
 from api.schemas import JobOut, Page, RejectedRowOut, RuleError
-from api.security import ReadAccess
+from api.security import AdminAccess, ReadAccess
 from common.bootstrap import Services
+from common.jobs import Job, JobStatus
 from common.rejections import StoredRejection
+from common.tables import table_spec
 
 router = APIRouter(tags=["jobs"], dependencies=[ReadAccess])
 _CSV_PAGE = 5000
@@ -26,18 +28,38 @@ _CSV_PAGE = 5000
 def list_jobs(
     services: ServicesDep,
     paging: PagingDep,
-    status: Annotated[Literal["queued", "running", "succeeded", "failed"] | None, Query()] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
     table: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Page[JobOut]:
-    items, total = services.jobs.page(paging.limit, paging.offset, status, table)
-    return Page(
-        items=[JobOut.of(j) for j in items], total=total, limit=paging.limit, offset=paging.offset
+    items, total = services.jobs.page(
+        paging.limit, paging.offset, status.value if status else None, table
     )
+    return Page(
+        items=[_out(services, j) for j in items],
+        total=total,
+        limit=paging.limit,
+        offset=paging.offset,
+    )
+
+
+def _out(services: Services, job: Job) -> JobOut:
+    return JobOut.of(job, services.jobs.waiting_for(job, table_spec(job.table).parents))
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={404: PROBLEM_RESPONSE})
 def get_job(job_id: str, services: ServicesDep) -> JobOut:
-    return JobOut.of(services.jobs.get(job_id))
+    return _out(services, services.jobs.get(job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobOut,
+    responses={404: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE},
+    dependencies=[AdminAccess],
+    summary="Cancel a queued or running job; rows already committed stay",
+)
+def cancel_job(job_id: str, services: ServicesDep) -> JobOut:
+    return _out(services, services.jobs.cancel(job_id, "cancelled by an operator"))
 
 
 def _row_out(r: StoredRejection) -> RejectedRowOut:
@@ -51,7 +73,7 @@ def _row_out(r: StoredRejection) -> RejectedRowOut:
 
 def _csv_lines(services: Services, job_id: str) -> Iterator[str]:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(["line", "raw", "columns", "rules", "messages"])
     offset = 0
     while True:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Sequence
 from dataclasses import astuple, fields
@@ -10,6 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from api.csvout import SafeWriter
 from api.deps import ServicesDep, wants_csv
 from api.schemas import (
     DepartmentHiresRow,
@@ -29,7 +29,7 @@ _CSV: dict[int | str, dict[str, Any]] = {
 
 def _csv(rows: Sequence[Any], columns: list[str], filename: str) -> Response:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = SafeWriter(out)
     writer.writerow(columns)
     writer.writerows(astuple(r) for r in rows)
     return Response(

@@ -12,6 +12,8 @@ from api.problems import PROBLEM_RESPONSE
 from api.routes.uploads import OnConflict
 from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
 from api.security import WriteAccess
+from common.errors import TableBusy
+from common.gates import TableGates
 from common.ingest import Committed, write_rows
 from common.jsonrows import rows_from_json
 from common.rejections import log_rejections
@@ -21,12 +23,20 @@ from common.validation import validate
 router = APIRouter(tags=["tables"], dependencies=[WriteAccess])
 
 
+def _restoring(tables: list[str]) -> TableBusy:
+    return TableBusy(
+        f"a restore of {', '.join(tables)} is in progress; send the batch again once it is done",
+        tables=tables,
+    )
+
+
 @router.post(
     "/tables/{table}/rows",
     response_model=BatchOut,
     summary="Insert a batch of 1 to 1000 rows; invalid rows are rejected and logged",
     responses={
         404: PROBLEM_RESPONSE,
+        409: PROBLEM_RESPONSE,
         413: PROBLEM_RESPONSE,
         422: PROBLEM_RESPONSE,
         503: PROBLEM_RESPONSE,
@@ -42,8 +52,15 @@ def insert_rows(
     batch_id = str(uuid.uuid4())
     rows = validate(spec, rows_from_json(spec, batch.rows))
 
+    gated = (spec.name, *spec.parents)
+    gates = TableGates(services.db)
+    if marked := gates.marked(gated):
+        raise _restoring(marked)
+
     def transaction() -> Committed:
         with services.db.write() as conn:
+            if gates.hold(conn, gated) is not None:
+                raise _restoring(gates.marked(gated))
             return write_rows(conn, spec, rows, on_conflict, batch_id=batch_id)
 
     committed = services.retry.call(transaction)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -11,8 +12,11 @@ from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSE, Problem
 from api.schemas import JobOut, UploadsOut
 from api.security import WriteAccess
-from api.uploading import UploadSink, receive_multipart, receive_raw, submit
+from api.uploading import UploadSink, receive_multipart, receive_raw, request_body
+from common.bootstrap import Services
+from common.jobs import Job
 from common.tables import LOAD_ORDER, table_spec
+from common.usecases.submit import submit
 
 router = APIRouter(tags=["uploads"], dependencies=[WriteAccess])
 
@@ -58,6 +62,15 @@ OnConflict = Annotated[
 ]
 
 
+def _body(request: Request, services: Services) -> AsyncIterator[bytes]:
+    settings = services.settings
+    return request_body(
+        request.stream(),
+        limit=settings.max_upload_bytes,
+        idle_seconds=settings.client_idle_seconds,
+    )
+
+
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -68,6 +81,21 @@ def _check_declared_size(request: Request, limit: int) -> None:
         raise Problem(
             413, "Upload too large", f"the body is larger than the limit of {limit} bytes"
         )
+
+
+async def _submit(
+    services: Services, sink: UploadSink, force: bool, on_conflict: str
+) -> tuple[Job, bool]:
+    return await run_in_threadpool(
+        lambda: submit(
+            services.jobs,
+            services.queue,
+            services.blob,
+            sink.stored(),
+            force=force,
+            on_conflict=on_conflict,
+        )
+    )
 
 
 def _answer(response: Response, jobs: list[tuple[JobOut, bool]]) -> None:
@@ -106,7 +134,7 @@ async def upload_one(
     sink: UploadSink
     if media == "multipart/form-data":
         sinks = await receive_multipart(
-            services, request.headers["content-type"], request.stream(), fixed_table=table
+            services, request.headers["content-type"], _body(request, services), fixed_table=table
         )
         if len(sinks) != 1:
             for extra in sinks:  # stored already; no job will ever own them
@@ -122,14 +150,14 @@ async def upload_one(
             )
         sink = sinks[0]
     elif media in RAW_MEDIA_TYPES:
-        sink = await receive_raw(services, table, request.stream(), filename)
+        sink = await receive_raw(services, table, _body(request, services), filename)
     else:
         raise Problem(
             415,
             "Unsupported media type",
             f"Content-Type {media!r} is not accepted; send text/csv or multipart/form-data",
         )
-    job, created = await submit(services, sink, force=force, on_conflict=on_conflict)
+    job, created = await _submit(services, sink, force, on_conflict)
     out = JobOut.of(job)
     _answer(response, [(out, created)])
     return out
@@ -164,7 +192,7 @@ async def upload_many(
         )
     _check_declared_size(request, services.settings.max_upload_bytes)
     sinks = await receive_multipart(
-        services, request.headers["content-type"], request.stream(), fixed_table=None
+        services, request.headers["content-type"], _body(request, services), fixed_table=None
     )
     if not sinks:
         raise Problem(
@@ -174,7 +202,7 @@ async def upload_many(
     sinks.sort(key=lambda s: LOAD_ORDER.index(s.table))
     results = []
     for sink in sinks:
-        job, created = await submit(services, sink, force=force, on_conflict=on_conflict)
+        job, created = await _submit(services, sink, force, on_conflict)
         results.append((JobOut.of(job), created))
     _answer(response, results)
     return UploadsOut(jobs=[job for job, _ in results])

@@ -10,7 +10,7 @@ an id that is gone; any failure rolls everything back.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import fastavro
 import pyarrow as pa
@@ -135,12 +135,22 @@ def dangling_references(conn: Connection, tables: Sequence[str]) -> dict[str, in
     return found
 
 
+class Guard(Protocol):
+    """Runs inside the restore's transaction: first, before any row is touched, and last,
+    before it commits. Raising from either rolls the restore back."""
+
+    def enter(self, conn: Connection) -> None: ...
+
+    def leave(self, conn: Connection) -> None: ...
+
+
 def restore(
     db: Database,
     catalog: BackupCatalog,
     records: Sequence[BackupRecord],
     *,
     batch_rows: int = BATCH_ROWS,
+    guard: Guard | None = None,
 ) -> dict[str, int]:
     """Replace each record's table with its backup, all in one transaction; rows per table."""
     tables = [r.table for r in records]
@@ -151,6 +161,8 @@ def restore(
         verify(catalog, record)
     restored: dict[str, int] = {}
     with db.write() as conn:
+        if guard is not None:
+            guard.enter(conn)
         for record in ordered:
             restored[record.table] = _restore_table(conn, catalog, record, batch_rows)
         dangling = dangling_references(conn, tables)
@@ -161,6 +173,8 @@ def restore(
                 "or fix those rows first",
                 dangling,
             )
+        if guard is not None:
+            guard.leave(conn)
     for record in ordered:
         log.info(
             "backup restored",

@@ -233,9 +233,12 @@ class ServiceBusJobQueue:
 
     def _sequence_number(self, dead_letter_id: str) -> int:
         try:
-            return int(dead_letter_id)
+            seq = int(dead_letter_id)
         except ValueError:
             raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}") from None
+        if not 0 < seq < 2**63:  # sequence numbers are positive 64-bit integers
+            raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}")
+        return seq
 
     def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
         seq = self._sequence_number(dead_letter_id)

@@ -21,6 +21,7 @@ from common.queue import MAX_DELIVERY_REASON, DeadLetter, OutgoingMessage, Recei
 from common.schema import queue_messages as qm
 
 _POLL_SECONDS = 0.1
+_MAX_SEQ = 2**31  # the sequence column is a 32-bit integer on PostgreSQL and SQL Server
 
 
 class SqlJobQueue:
@@ -227,6 +228,8 @@ class SqlJobQueue:
             seq = int(dead_letter_id)
         except ValueError:
             raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}") from None
+        if not 0 < seq < _MAX_SEQ:  # beyond the column's range no message can have it
+            raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}")
         row = conn.execute(self._dead_letters().where(qm.c.seq == seq)).first()
         if row is None:
             raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}")
@@ -237,20 +240,23 @@ class SqlJobQueue:
             return self._dead_letter_from_row(self._find_dead_letter(conn, dead_letter_id))
 
     def resubmit_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        # A new message with a new sequence number, as Service Bus sends a copy: a dead letter's
+        # id then never comes back for another message.
         with self.db.write() as conn:
             row = self._find_dead_letter(conn, dead_letter_id)
+            now = self._clock()
             conn.execute(
-                update(qm)
-                .where(qm.c.seq == row.seq)
-                .values(
-                    dead_lettered=False,
-                    dead_letter_reason=None,
-                    dead_letter_description=None,
-                    dead_lettered_at=None,
+                qm.insert().values(
+                    queue=self.queue_name,
+                    message_id=row.message_id,
+                    body=row.body,
+                    enqueued_at=now,
+                    visible_at=now,
                     delivery_count=0,
-                    visible_at=self._clock(),
+                    dead_lettered=False,
                 )
             )
+            conn.execute(delete(qm).where(qm.c.seq == row.seq))
         return self._dead_letter_from_row(row)
 
     def purge_dead_letter(self, dead_letter_id: str) -> DeadLetter:

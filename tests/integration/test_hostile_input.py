@@ -178,6 +178,7 @@ def test_an_upload_is_ingested_as_documented(
             assert dead == 0
             assert done["bytes_done"] == done["size_bytes"] == path.stat().st_size
             assert done["rows_inserted"] == expect["rows_inserted"]
+            assert done["rows_updated"] == expect.get("rows_updated", 0)
         assert done["rows_read"] == expect["rows_read"]
         assert done["rows_rejected"] == len(expect["rejected"])
 

@@ -36,7 +36,7 @@ from tests.support.flow import (
     upload,
     vacuums_and_analyzes,
 )
-from worker import consumer as consumer_module
+from tests.support.reconciling import reconciler
 from worker import pipeline
 from worker.main import build_consumer
 
@@ -545,13 +545,12 @@ def test_a_job_its_api_never_queued_is_queued_by_a_worker_and_ingested_once(
     assert rig.services.queue.active_count() == 1
 
     # While the orphan is young, a worker leaves it alone (its API may still be sending).
-    build_consumer(rig.services, threading.Event())._reconcile_if_due()
+    reconciler(rig.services, unsent_after_seconds=60.0).run()
     assert rig.services.queue.active_count() == 1
 
     # Once it is old enough, a worker sends its messages, and only its, once.
-    monkeypatch.setattr(consumer_module, "UNANNOUNCED_AFTER_SECONDS", 0.0)
     for _ in range(2):
-        build_consumer(rig.services, threading.Event())._reconcile_if_due()
+        reconciler(rig.services, unsent_after_seconds=0.0).run()
         assert rig.services.queue.active_count() == 1 + orphan.parts
 
     drain(rig.services)

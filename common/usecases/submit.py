@@ -1,0 +1,83 @@
+"""Submit a stored upload: record its job and queue one message per part, exactly once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from common.blob import BlobStore
+from common.errors import IngestError
+from common.jobs import Job, JobStore, PartPlan
+from common.messages import JobMessage
+from common.queue import JobQueue
+
+log = structlog.get_logger("ingest.submit")
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    """A file already in the blob store, hashed and cut into parts, waiting for its job."""
+
+    job_id: str
+    table: str
+    container: str
+    blob_name: str
+    sha256: str
+    size: int
+    original_name: str | None
+    parts: list[PartPlan]
+
+
+def submit(
+    jobs: JobStore,
+    queue: JobQueue,
+    blob: BlobStore,
+    upload: StoredUpload,
+    *,
+    force: bool,
+    on_conflict: str,
+) -> tuple[Job, bool]:
+    """Create the upload's job and queue its parts; return the job and whether it is new.
+
+    Without ``force``, identical content for the same table reuses the unfinished or
+    succeeded job that holds it, even when the uploads race: the job's deduplication key is
+    unique, so one of them creates the job and the others get it and delete their own copy.
+    """
+    job, created = jobs.create(
+        job_id=upload.job_id,
+        table=upload.table,
+        content_sha256=upload.sha256,
+        size_bytes=upload.size,
+        original_name=upload.original_name,
+        blob_name=upload.blob_name,
+        on_conflict=on_conflict,
+        parts=upload.parts,
+        reusable=not force,
+    )
+    if not created:
+        blob.delete(upload.container, upload.blob_name)
+        return job, False
+    dispatch(jobs, queue, blob, upload, job)
+    return job, True
+
+
+def dispatch(
+    jobs: JobStore, queue: JobQueue, blob: BlobStore, upload: StoredUpload, job: Job
+) -> None:
+    """Send the new job's messages and note that they went. If the send fails, the job and its
+    blob are removed unless a worker's reconciliation already claimed and sent them."""
+    messages = [JobMessage(job.job_id, i).first_send() for i in range(job.parts)]
+    try:
+        queue.send(messages)
+    except IngestError:
+        if jobs.delete_undispatched(job.job_id):
+            blob.delete(upload.container, upload.blob_name)
+            raise
+        # The send took so long that a worker found the job unsent and sent its messages.
+        log.warning("job queued by a worker after the upload's send failed", job_id=job.job_id)
+        return
+    try:
+        jobs.mark_dispatched(job.job_id)
+    except IngestError as exc:  # the messages are sent; a worker will find it sent them again
+        log.warning("job queued but not marked dispatched", job_id=job.job_id, error=str(exc))
