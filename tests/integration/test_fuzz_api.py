@@ -1,14 +1,15 @@
 """Fuzzing the API from its own OpenAPI document: no answer is a 5xx, every answer is declared.
 
 Schemathesis generates requests for every operation (valid and invalid ones) and sends them to
-the real app in-process (ASGI), wired to embedded services on SQLite in a temporary folder that
-already holds the sample departments and jobs, one upload and one batch.
+the real app in-process (ASGI), wired to services on SQLite (in a temporary folder) and on
+PostgreSQL, each already holding the sample departments and jobs, one upload and one batch.
 """
 
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from common.db import Database
 from common.migrate import upgrade
 from tests.conftest import SAMPLE_DATA, make_settings
 from tests.support.flow import api_client, drain, service_set
+from tests.support.services import postgres_database
 
 MAX_EXAMPLES = 25
 
@@ -31,14 +33,29 @@ _DOCUMENT = create_app(make_settings(Path(tempfile.gettempdir()), "sqlite://")).
 schema = schemathesis.openapi.from_dict(_DOCUMENT)
 
 
-@pytest.fixture(scope="module")
-def fuzzed_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FastAPI]:
-    """The real app on embedded services (SQLite in a temporary folder) holding some data."""
+@contextmanager
+def _database(kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'ingest.db'}"
+    else:
+        with postgres_database() as url:
+            yield url
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def fuzzed_app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FastAPI]:
+    """The real app on SQLite or PostgreSQL, holding some data."""
     folder = tmp_path_factory.mktemp("fuzz")
-    url = f"sqlite:///{folder / 'ingest.db'}"
-    db = Database.from_url(url)
-    upgrade(db)
-    db.dispose()
+    with _database(request.param, folder) as url:
+        db = Database.from_url(url)
+        upgrade(db)
+        db.dispose()
+        yield from _app_with_data(folder, url)
+
+
+def _app_with_data(folder: Path, url: str) -> Iterator[FastAPI]:
     with service_set(folder, url) as services:
         # Given some data, so that lists, rejections and reports have rows to answer with
         with api_client(services) as client:
