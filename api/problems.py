@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 from common.errors import (
     IngestError,
     JobFinished,
+    JobNotFinished,
     MessageNotFound,
     PermanentError,
     TableBusy,
@@ -109,6 +110,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(request, 409, "Dead letter taken", str(exc))
         if isinstance(exc, JobFinished):
             return problem_response(request, 409, "Job already over", str(exc))
+        if isinstance(exc, JobNotFinished):
+            return problem_response(request, 409, "Job not finished", str(exc))
         if isinstance(exc, TableBusy):
             return problem_response(
                 request,

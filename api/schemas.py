@@ -99,7 +99,6 @@ class RejectedRowOut(BaseModel):
     line: int = Field(description="1-based line of the file (uploads) or index in the batch.")
     raw: str
     errors: list[RuleError]
-    created_at: UtcDatetime
 
 
 def _unstorable(value: Any) -> str | None:

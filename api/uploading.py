@@ -14,9 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from api.problems import Problem
 from common.blob import BlobWriter
 from common.bootstrap import Services
+from common.db import utcnow
 from common.errors import IngestError
 from common.planner import UploadPlanner
 from common.tables import LOAD_ORDER, table_spec
+from common.usecases.retention import UPLOADED_AT
 from common.usecases.submit import StoredUpload
 
 log = structlog.get_logger("ingest.api")
@@ -70,6 +72,7 @@ class UploadSink:
                 "job_id": self.job_id,
                 "sha256": self.planner.sha256,
                 "original_name": self.original_name or "",
+                UPLOADED_AT: utcnow().isoformat(),
             },
         )
 

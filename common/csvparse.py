@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from common.errors import NotText
 from common.rows import FieldError, RawRows, Rejection
+from common.rules import ROW, broken
 from common.tables import TableSpec
 
 BOM = "\ufeff"
@@ -40,8 +41,8 @@ def check_is_text(head: bytes) -> None:
         )
 
 
-def _reject(line: int, raw: str, rule: str, message: str) -> Rejection:
-    return Rejection(line, raw, (FieldError("row", rule, message),))
+def _reject(spec: TableSpec, line: int, raw: str, rule: str, **about: object) -> Rejection:
+    return Rejection(line, raw, (broken(spec, ROW, rule, **about),))
 
 
 def _decode_lines(data: bytes) -> tuple[list[str], list[int]]:
@@ -75,16 +76,18 @@ def split_lines(data: bytes, at_file_start: bool) -> tuple[pa.Array, list[int]]:
     return pc.utf8_rtrim(lines, characters="\r"), bad
 
 
-def _split_quoted(line: str, width: int) -> list[str] | str:
-    """Fields of a line with quotes, or the reason it cannot be read."""
+def _split_quoted(spec: TableSpec, line_no: int, line: str) -> list[str] | Rejection:
+    """Fields of a line with quotes, or its rejection."""
     try:
         rows = list(csv.reader([line], strict=True))
     except csv.Error as exc:
-        return f"broken quoting: {exc}"
+        return _reject(spec, line_no, line, "quoting", value=exc)
     if len(rows) != 1:
-        return "broken quoting: the line does not hold exactly one record"
-    if len(rows[0]) != width:
-        return f"expected {width} fields, found {len(rows[0])}"
+        return _reject(
+            spec, line_no, line, "quoting", value="the line does not hold exactly one record"
+        )
+    if len(rows[0]) != len(spec.columns):
+        return _reject(spec, line_no, line, "field_count", detail=len(rows[0]))
     return rows[0]
 
 
@@ -103,9 +106,7 @@ def parse_block(data: bytes, first_line: int, spec: TableSpec, at_file_start: bo
         mask = [False] * count
         for i in undecodable:
             mask[i] = True
-            rejected.append(
-                _reject(first_line + i, lines[i].as_py(), "encoding", "the line is not UTF-8 text")
-            )
+            rejected.append(_reject(spec, first_line + i, lines[i].as_py(), "encoding"))
         bad = pa.array(mask)
 
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
@@ -113,22 +114,27 @@ def parse_block(data: bytes, first_line: int, spec: TableSpec, at_file_start: bo
     fields = pc.split_pattern(lines, ",")
     wrong_width = pc.not_equal(pc.list_value_length(fields), width)
 
-    for i in _true_indexes(pc.and_not(blank, bad)):
-        rejected.append(
-            _reject(first_line + i, lines[i].as_py(), "blank_line", "the line is empty")
-        )
+    # Junk makes many rejections alike: each distinct error is built once per block.
+    blank_now = pc.and_not(blank, bad)
+    is_blank = (broken(spec, ROW, "blank_line"),)
+    for number, text in zip(
+        numbers.filter(blank_now).to_pylist(), lines.filter(blank_now).to_pylist(), strict=True
+    ):
+        rejected.append(Rejection(number, text, is_blank))
     bad = pc.or_(bad, blank)
-    for i in _true_indexes(pc.and_not(pc.and_not(wrong_width, quoted), bad)):
-        found = len(fields[i].as_py())
-        rejected.append(
-            _reject(
-                first_line + i,
-                lines[i].as_py(),
-                "field_count",
-                f"expected {width} fields, found {found}",
-            )
-        )
-    bad = pc.or_(bad, pc.and_not(wrong_width, quoted))
+    short_or_long = pc.and_not(pc.and_not(wrong_width, quoted), bad)
+    miscounted: dict[int, tuple[FieldError]] = {}
+    for number, text, found in zip(
+        numbers.filter(short_or_long).to_pylist(),
+        lines.filter(short_or_long).to_pylist(),
+        pc.list_value_length(fields).filter(short_or_long).to_pylist(),
+        strict=True,
+    ):
+        errors = miscounted.get(found)
+        if errors is None:
+            errors = miscounted[found] = (broken(spec, ROW, "field_count", detail=found),)
+        rejected.append(Rejection(number, text, errors))
+    bad = pc.or_(bad, short_or_long)
 
     plain = pc.invert(pc.or_(bad, quoted))
     plain_fields = fields.filter(plain)
@@ -153,10 +159,9 @@ def _add_quoted_lines(
     extra_fields: list[list[str]] = []
     for i in indexes:
         text = lines[i].as_py()
-        parsed = _split_quoted(text, len(spec.columns))
-        if isinstance(parsed, str):
-            rule = "field_count" if parsed.startswith("expected") else "quoting"
-            rows.rejected.append(_reject(first_line + i, text, rule, parsed))
+        parsed = _split_quoted(spec, first_line + i, text)
+        if isinstance(parsed, Rejection):
+            rows.rejected.append(parsed)
             continue
         extra_lines.append(first_line + i)
         extra_raw.append(text)

@@ -112,6 +112,12 @@ class JobFinished(IngestError):
     reason = "JobFinished"
 
 
+class JobNotFinished(IngestError):
+    """The job may still write; it cannot be deleted yet."""
+
+    reason = "JobNotFinished"
+
+
 class TableBusy(IngestError):
     """A restore and a load or batch of the same tables cannot run at the same time.
 

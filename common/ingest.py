@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from common.loader import load_rows
-from common.rejections import store_rejections
+from common.rejections import record_batch, store_job_rejections
 from common.rows import Rejection, ValidRows
 from common.tables import TableSpec
 
@@ -26,12 +26,16 @@ def write_rows(
     rows: ValidRows,
     on_conflict: str,
     *,
-    job_id: str | None = None,
+    job_seq: int | None = None,
     batch_id: str | None = None,
 ) -> Committed:
-    """Load ``rows`` and store the rejections (from validation and from the database)."""
+    """Load ``rows`` and store the rejections (from validation and from the database) for the
+    job ``job_seq`` or, with the batch's counts, for the batch ``batch_id``."""
     loaded = load_rows(conn, spec, rows, on_conflict)
     rejected = sorted([*rows.rejected, *loaded.rejected], key=lambda r: r.line)
-    store_rejections(conn, spec.name, rejected, job_id=job_id, batch_id=batch_id)
+    if job_seq is not None:
+        store_job_rejections(conn, job_seq, rejected)
+    if batch_id is not None:
+        record_batch(conn, batch_id, spec.name, loaded.inserted, loaded.updated, rejected)
     read = rows.valid_count + len(rows.rejected)
     return Committed(read, loaded.inserted, loaded.updated, rejected)

@@ -9,7 +9,7 @@ a redelivered or duplicated message never works on a part that is alive elsewher
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,10 +18,18 @@ from typing import Any
 from sqlalchemy import Connection, case, func, or_, select, update
 
 from common.db import Database, utcnow
-from common.errors import ConcurrentUpdate, JobCancelled, JobFinished, LeaseLost, UnknownJob
+from common.errors import (
+    ConcurrentUpdate,
+    JobCancelled,
+    JobFinished,
+    JobNotFinished,
+    LeaseLost,
+    UnknownJob,
+)
 from common.gates import TableGates
 from common.schema import ingest_jobs as jobs_t
 from common.schema import job_parts as parts_t
+from common.schema import job_rejections
 
 
 class JobStatus(StrEnum):
@@ -38,6 +46,8 @@ class JobStatus(StrEnum):
 
 
 UNFINISHED = (JobStatus.QUEUED.value, JobStatus.RUNNING.value)
+# Names per IN list: well under SQL Server's 2100 parameters per statement.
+_NAMES_PER_QUERY = 1000
 # How often a job held back by a restore looks again.
 RESTORE_POLL_SECONDS = 2.0
 
@@ -384,6 +394,48 @@ class JobStore:
             return list(conn.execute(query).scalars())
         with self.db.read() as own:
             return list(own.execute(query).scalars())
+
+    def delete(self, job_id: str) -> Job:
+        """Remove a finished job with its parts and rejected rows; return what it was. Raises
+        :class:`JobNotFinished` for a job that may still write."""
+        job = self.get(job_id)
+        if not job.status.terminal:
+            raise JobNotFinished(
+                f"job {job_id} is {job.status.value}; cancel it first, then delete it"
+            )
+        with self.db.write() as conn:
+            conn.execute(job_rejections.delete().where(job_rejections.c.job_seq == job.seq))
+            conn.execute(parts_t.delete().where(parts_t.c.job_id == job_id))
+            conn.execute(jobs_t.delete().where(jobs_t.c.job_id == job_id))
+        return job
+
+    def finished_before(self, moment: datetime, limit: int) -> list[str]:
+        """Jobs that ended before ``moment``, oldest first."""
+        with self.db.read() as conn:
+            return list(
+                conn.execute(
+                    select(jobs_t.c.job_id)
+                    .where(
+                        jobs_t.c.status.not_in(UNFINISHED),
+                        jobs_t.c.finished_at < moment,
+                    )
+                    .order_by(jobs_t.c.finished_at)
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def owned_blobs(self, names: Sequence[str]) -> set[str]:
+        """Which of the blob ``names`` belong to a job."""
+        owned: set[str] = set()
+        with self.db.read() as conn:
+            for start in range(0, len(names), _NAMES_PER_QUERY):
+                chunk = names[start : start + _NAMES_PER_QUERY]
+                owned.update(
+                    conn.execute(
+                        select(jobs_t.c.blob_name).where(jobs_t.c.blob_name.in_(chunk))
+                    ).scalars()
+                )
+        return owned
 
     def touch(self, job_id: str) -> None:
         """Note that something was done for the job now (its messages were sent again)."""

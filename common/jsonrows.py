@@ -7,7 +7,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from common.rows import FieldError, RawRows, Rejection, json_raw
+from common.rows import RawRows, Rejection, json_raw
+from common.rules import broken
 from common.tables import TableSpec
 
 
@@ -30,18 +31,12 @@ def rows_from_json(spec: TableSpec, rows: Sequence[dict[str, Any]]) -> RawRows:
     fields: dict[str, list[str]] = {name: [] for name in names}
     rejected: list[Rejection] = []
     for i, row in enumerate(rows):
-        errors = [
-            FieldError(key, "unknown_column", f"{key!r} is not a column of {spec.name}")
-            for key in row
-            if key not in names
-        ]
+        errors = [broken(spec, key, "unknown_column") for key in row if key not in names]
         texts: dict[str, str] = {}
         for name in names:
             text = _as_text(row.get(name))
             if text is None:
-                errors.append(
-                    FieldError(name, "wrong_type", f"{name} must be a string or a number")
-                )
+                errors.append(broken(spec, name, "wrong_type"))
             else:
                 texts[name] = text
         if errors:

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from common.errors import PermanentError
 from common.odbc_bulk import fast_insert, rows_of
 from common.rows import FieldError, Rejection, ValidRows
+from common.rules import broken
 from common.schema import data_tables
 from common.tables import TableSpec
 
@@ -198,21 +199,7 @@ def _refusals(
         for col in spec.columns:
             if col.name not in masks or not masks[col.name][i]:
                 continue
-            if col.name == id_col:
-                found.append(
-                    FieldError(
-                        id_col,
-                        "duplicate_id",
-                        f"id {values[id_col][i]} already exists in {spec.name}",
-                    )
-                )
-            else:
-                found.append(
-                    FieldError(
-                        col.name,
-                        "unknown_reference",
-                        f"{col.references} has no id {values[col.name][i]}",
-                    )
-                )
+            rule = "duplicate_id" if col.name == id_col else "unknown_reference"
+            found.append(broken(spec, col.name, rule, value=values[col.name][i]))
         out.append(Rejection(line, raw, tuple(found)))
     return out

@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from common.bootstrap import Services
 from common.errors import IngestError
 from common.jobs import JobStatus
+from common.schema import batches as batches_t
 from common.schema import ingest_jobs as jobs_t
 from common.schema import job_parts as parts_t
-from common.schema import rejected_rows
 from common.tables import LOAD_ORDER
 
 
@@ -55,9 +55,9 @@ class ServiceCollector(Collector):
                 )
                 batches: dict[str, int] = dict(
                     conn.execute(
-                        select(rejected_rows.c.table_name, func.count())
-                        .where(rejected_rows.c.batch_id.is_not(None))
-                        .group_by(rejected_rows.c.table_name)
+                        select(
+                            batches_t.c.table_name, func.sum(batches_t.c.rows_rejected)
+                        ).group_by(batches_t.c.table_name)
                     ).all()
                 )
         except IngestError:

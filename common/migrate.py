@@ -41,8 +41,9 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(db: Database) -> None:
-    """Bring the schema to head; concurrent callers wait for each other on a database lock."""
+def upgrade(db: Database, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (the newest by default); concurrent callers wait for
+    each other on a database lock."""
     with db.engine.connect() as conn:
         if db.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
@@ -58,7 +59,7 @@ def upgrade(db: Database) -> None:
         elif db.dialect == "sqlite":
             conn.execution_options(sqlite_begin="IMMEDIATE")
         try:
-            command.upgrade(_config(conn), "head")
+            command.upgrade(_config(conn), revision)
             conn.commit()
         finally:
             if db.dialect == "postgresql":

@@ -1,24 +1,33 @@
-"""Rejected rows: stored with their job or batch, line or index, raw text and broken rules."""
+"""Rejected rows: stored by job (line) or batch (index) with their raw text and broken rules.
+
+A stored rejection is its raw text plus the compact codes of the rules it broke (see
+:mod:`common.rules`), keyed by its job's sequence number and line: nothing else is repeated
+per row, so storage grows with the input's size and not with a multiple of it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-import orjson
+import pyarrow as pa
 import structlog
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 from common.db import Database, utcnow
-from common.rows import Rejection
-from common.schema import rejected_rows as rr
+from common.loader import bulk_insert
+from common.rows import FieldError, Rejection
+from common.rules import decode, encode, rule_counts
+from common.schema import batch_rejections, batches, job_rejections
+from common.tables import TableSpec
 
 log = structlog.get_logger("ingest.rejections")
 
 # Longer raw text is cut: no valid row comes near it, and a 10 MB line helps nobody in a table.
 MAX_RAW_CHARS = 8192
+# Rejections logged with each block or batch, as examples; the rest are counted per rule.
+LOGGED_EXAMPLES = 3
 
 
 def _clip(raw: str) -> str:
@@ -33,49 +42,80 @@ def _clip(raw: str) -> str:
 class StoredRejection:
     line: int
     raw: str
-    errors: list[dict[str, str]]
-    created_at: datetime
+    errors: tuple[FieldError, ...]
 
 
-def store_rejections(
-    conn: Connection,
-    table: str,
-    rejections: Sequence[Rejection],
-    *,
-    job_id: str | None = None,
-    batch_id: str | None = None,
+def _insert(
+    conn: Connection, table: Table, key: str, owner: int, rejections: Sequence[Rejection]
 ) -> None:
-    """Insert ``rejections`` in the caller's transaction."""
     if not rejections:
         return
-    now = utcnow()
-    conn.execute(
-        rr.insert(),
-        [
-            {
-                "table_name": table,
-                "job_id": job_id,
-                "batch_id": batch_id,
-                "line": r.line,
-                "raw": _clip(r.raw),
-                "errors": r.errors_json(),
-                "created_at": now,
-            }
-            for r in rejections
-        ],
-    )
+    columns = {
+        "line" if key == "job_seq" else "idx": pa.array([r.line for r in rejections], pa.int64()),
+        key: pa.array([owner] * len(rejections), pa.int64()),
+        "raw": pa.array([_clip(r.raw) for r in rejections], pa.string()),
+        "rules": pa.array(_codes(rejections), pa.string()),
+    }
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        bulk_insert(conn, table.name, pa.table(columns))
+        return
+    conn.execute(insert(table), pa.table(columns).to_pylist())
 
 
-def log_rejections(rejections: Sequence[Rejection], **context: Any) -> None:
-    """One structured log line per rejected row, after the rows are committed."""
+def _codes(rejections: Sequence[Rejection]) -> list[str]:
+    # Rejections alike share their errors' tuple (see common.csvparse): encode each tuple once.
+    known: dict[int, str] = {}
+    codes = []
     for r in rejections:
-        log.info(
-            "row rejected",
-            line=r.line,
-            rules=[e.rule for e in r.errors],
-            errors=[e.as_dict() for e in r.errors],
-            **context,
+        code = known.get(id(r.errors))
+        if code is None:
+            code = known[id(r.errors)] = encode(r.errors)
+        codes.append(code)
+    return codes
+
+
+def store_job_rejections(conn: Connection, job_seq: int, rejections: Sequence[Rejection]) -> None:
+    """Insert a job's rejections in the caller's transaction."""
+    _insert(conn, job_rejections, "job_seq", job_seq, rejections)
+
+
+def record_batch(
+    conn: Connection,
+    batch_id: str,
+    table: str,
+    inserted: int,
+    updated: int,
+    rejections: Sequence[Rejection],
+) -> None:
+    """Note a batch and store its rejections, in the caller's transaction."""
+    key = conn.execute(
+        insert(batches).values(
+            batch_id=batch_id,
+            table_name=table,
+            rows_inserted=inserted,
+            rows_updated=updated,
+            rows_rejected=len(rejections),
+            created_at=utcnow(),
         )
+    ).inserted_primary_key
+    assert key is not None
+    _insert(conn, batch_rejections, "batch_seq", int(key[0]), rejections)
+
+
+def log_rejections(rejections: Sequence[Rejection], **context: object) -> None:
+    """One log line for the rejections of a block or batch: counts per rule, a few examples."""
+    if not rejections:
+        return
+    log.info(
+        "rows rejected",
+        count=len(rejections),
+        rules=rule_counts([r.errors for r in rejections]),
+        examples=[
+            {"line": r.line, "rules": [f"{e.column}:{e.rule}" for e in r.errors]}
+            for r in rejections[:LOGGED_EXAMPLES]
+        ],
+        **context,
+    )
 
 
 class RejectionStore:
@@ -83,18 +123,35 @@ class RejectionStore:
         self.db = db
 
     def page(
-        self, limit: int, offset: int, *, job_id: str | None = None, batch_id: str | None = None
+        self, spec: TableSpec, job_seq: int, limit: int, offset: int
     ) -> tuple[list[StoredRejection], int]:
-        where = rr.c.job_id == job_id if job_id is not None else rr.c.batch_id == batch_id
+        """A page of a job's rejections by line, with their messages, and how many in all."""
+        jr = job_rejections.c
         with self.db.read() as conn:
             rows = conn.execute(
-                select(rr.c.line, rr.c.raw, rr.c.errors, rr.c.created_at)
-                .where(where)
-                .order_by(rr.c.line, rr.c.id)
+                select(jr.line, jr.raw, jr.rules)
+                .where(jr.job_seq == job_seq)
+                .order_by(jr.line)
                 .limit(limit)
                 .offset(offset)
             ).all()
-            total = conn.execute(select(func.count()).select_from(rr).where(where)).scalar_one()
-        return [
-            StoredRejection(r.line, r.raw, orjson.loads(r.errors), r.created_at) for r in rows
-        ], int(total)
+            total = conn.execute(
+                select(func.count()).select_from(job_rejections).where(jr.job_seq == job_seq)
+            ).scalar_one()
+        return [_told(spec, r) for r in rows], int(total)
+
+    def after(self, spec: TableSpec, job_seq: int, line: int, limit: int) -> list[StoredRejection]:
+        """Up to ``limit`` of a job's rejections after line ``line``, for reading them all."""
+        jr = job_rejections.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(jr.line, jr.raw, jr.rules)
+                .where(jr.job_seq == job_seq, jr.line > line)
+                .order_by(jr.line)
+                .limit(limit)
+            ).all()
+        return [_told(spec, r) for r in rows]
+
+
+def _told(spec: TableSpec, row: Any) -> StoredRejection:
+    return StoredRejection(row.line, row.raw, decode(spec, row.raw, row.rules, from_json=False))

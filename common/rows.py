@@ -12,11 +12,13 @@ import pyarrow as pa
 
 @dataclass(frozen=True)
 class FieldError:
-    """One broken rule: the column (or ``"row"``), the rule's name and a sentence for people."""
+    """One broken rule: the column (or ``"row"``), the rule's name, a sentence for people and,
+    where the row's text cannot tell it again, a short detail (see :mod:`common.rules`)."""
 
     column: str
     rule: str
     message: str
+    detail: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return {"column": self.column, "rule": self.rule, "message": self.message}
@@ -29,9 +31,6 @@ class Rejection:
     line: int
     raw: str
     errors: tuple[FieldError, ...]
-
-    def errors_json(self) -> str:
-        return orjson.dumps([e.as_dict() for e in self.errors]).decode()
 
 
 @dataclass

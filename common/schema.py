@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Unicode,
     UnicodeText,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects import mssql
@@ -118,19 +119,43 @@ job_parts = Table(
     PrimaryKeyConstraint("job_id", "part_no"),
 )
 
-rejected_rows = Table(
-    "rejected_rows",
+# A rejection is its raw text and the codes of the rules it broke (``column:rule[:detail]``,
+# see common/rules.py), keyed by its job and line: nothing else per row, so storage follows the
+# input's size. Without a rowid, SQLite keeps each row in the key's own B-tree.
+job_rejections = Table(
+    "job_rejections",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("table_name", String(32), nullable=False),
-    Column("job_id", String(36)),
-    Column("batch_id", String(36)),
     Column("line", BigInteger, nullable=False),
+    Column("job_seq", Integer, nullable=False),
     Column("raw", UnicodeText, nullable=False),
-    Column("errors", UnicodeText, nullable=False),
+    Column("rules", String(1000), nullable=False),
+    PrimaryKeyConstraint("job_seq", "line"),
+    sqlite_with_rowid=False,
+)
+
+# Every JSON batch, with its counts; its rejections by index in the request.
+batches = Table(
+    "batches",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("batch_id", String(36), nullable=False),
+    Column("table_name", String(64), nullable=False),
+    Column("rows_inserted", Integer, nullable=False),
+    Column("rows_updated", Integer, nullable=False),
+    Column("rows_rejected", Integer, nullable=False),
     Column("created_at", DateTime, nullable=False),
-    Index("ix_rejected_rows_job_line", "job_id", "line"),
-    Index("ix_rejected_rows_batch", "batch_id"),
+    UniqueConstraint("batch_id", name="uq_batches_batch_id"),
+)
+
+batch_rejections = Table(
+    "batch_rejections",
+    metadata,
+    Column("idx", Integer, nullable=False),
+    Column("batch_seq", Integer, nullable=False),
+    Column("raw", UnicodeText, nullable=False),
+    Column("rules", String(1000), nullable=False),
+    PrimaryKeyConstraint("batch_seq", "idx"),
+    sqlite_with_rowid=False,
 )
 
 queue_messages = Table(

@@ -97,6 +97,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Longest a restore asked to wait (?wait=true) waits for running loads.",
     )
+    job_retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Finished jobs older than this are deleted with their rejected rows and "
+        "files (loaded rows stay); unset keeps them.",
+    )
     reconcile_every_seconds: float = Field(
         default=30.0, gt=0, description="How often one worker looks for stranded jobs."
     )

@@ -13,10 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.rows import FieldError, RawRows, Rejection, ValidRows
+from common.rules import IN_INPUT, MAX_ID_DIGITS, broken
 from common.tables import MAX_TEXT_LENGTH, Kind, TableSpec
 
-# Up to 18 significant digits keeps every id inside a signed 64-bit integer on every database.
-MAX_ID_DIGITS = 18
 _INTEGER = r"^[+-]?[0-9]+$"
 _POSITIVE = r"^\+?0*[1-9][0-9]*$"
 _IN_RANGE = rf"^\+?0*[1-9][0-9]{{0,{MAX_ID_DIGITS - 1}}}$"
@@ -37,77 +36,45 @@ class _Column:
     def __init__(self, name: str, size: int) -> None:
         self.name = name
         self.failed = pa.array([False] * size, pa.bool_())
-        self.checks: list[tuple[pa.Array, str, str]] = []
+        self.checks: list[tuple[pa.Array, str]] = []
 
-    def check(self, failing: pa.Array, rule: str, message: str) -> None:
+    def check(self, failing: pa.Array, rule: str) -> None:
         """Record ``rule`` for rows failing it that broke no earlier rule of this column."""
         new = pc.fill_null(pc.and_not(failing, self.failed), False)
         if pc.any(new).as_py():
-            self.checks.append((new, rule, message))
+            self.checks.append((new, rule))
             self.failed = pc.or_(self.failed, new)
 
 
-def _id_column(col: _Column, text: pa.Array, label: str) -> pa.Array:
-    col.check(
-        pc.invert(pc.match_substring_regex(text, _INTEGER)),
-        "not_integer",
-        f"{label} must be a whole number",
-    )
-    col.check(
-        pc.invert(pc.match_substring_regex(text, _POSITIVE)),
-        "not_positive",
-        f"{label} must be greater than zero",
-    )
-    col.check(
-        pc.invert(pc.match_substring_regex(text, _IN_RANGE)),
-        "out_of_range",
-        f"{label} must have at most {MAX_ID_DIGITS} digits",
-    )
+def _id_column(col: _Column, text: pa.Array) -> pa.Array:
+    col.check(pc.invert(pc.match_substring_regex(text, _INTEGER)), "not_integer")
+    col.check(pc.invert(pc.match_substring_regex(text, _POSITIVE)), "not_positive")
+    col.check(pc.invert(pc.match_substring_regex(text, _IN_RANGE)), "out_of_range")
     safe = pc.if_else(col.failed, pa.scalar("0"), pc.utf8_ltrim(text, characters="+"))
     return pc.cast(safe, pa.int64())
 
 
 def _text_column(col: _Column, text: pa.Array) -> pa.Array:
-    col.check(
-        pc.greater(pc.utf8_length(text), MAX_TEXT_LENGTH),
-        "too_long",
-        f"{col.name} must be at most {MAX_TEXT_LENGTH} characters",
-    )
-    col.check(
-        pc.match_substring_regex(text, r"[\x00-\x08\x0b\x0c\x0e-\x1f]"),
-        "invalid_character",
-        f"{col.name} contains a control character",
-    )
+    col.check(pc.greater(pc.utf8_length(text), MAX_TEXT_LENGTH), "too_long")
+    col.check(pc.match_substring_regex(text, r"[\x00-\x08\x0b\x0c\x0e-\x1f]"), "invalid_character")
     return text
 
 
 def _datetime_column(col: _Column, text: pa.Array) -> pa.Array:
     well_formed = pc.match_substring_regex(text, _ISO_WITH_ZONE)
     no_zone = pc.match_substring_regex(text, _ISO_WITHOUT_ZONE)
-    col.check(
-        pc.and_not(no_zone, well_formed),
-        "missing_timezone",
-        f"{col.name} needs a time zone (Z or an offset such as +02:00)",
-    )
-    col.check(
-        pc.invert(well_formed),
-        "not_iso8601",
-        f"{col.name} must be an ISO 8601 date and time, like 2021-07-27T16:02:08Z",
-    )
+    col.check(pc.and_not(no_zone, well_formed), "missing_timezone")
+    col.check(pc.invert(well_formed), "not_iso8601")
     candidates = pc.if_else(col.failed, pa.scalar("1970-01-01T00:00:00Z"), text)
     try:
         parsed = pc.cast(candidates, UTC_TIMESTAMP)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         parsed = _parse_one_by_one(candidates)
-        col.check(
-            pc.is_null(parsed),
-            "invalid_datetime",
-            f"{col.name} is not a real date and time",
-        )
+        col.check(pc.is_null(parsed), "invalid_datetime")
         parsed = pc.fill_null(parsed, pa.scalar(0, UTC_TIMESTAMP))
     # Arrow reads year 0, and an offset can carry 9999-12-31 into year 10000: no database can.
     outside = pc.or_(pc.less(parsed, _EARLIEST), pc.greater(parsed, _LATEST))
-    col.check(outside, "invalid_datetime", f"{col.name} must fall in the years 1 to 9999 in UTC")
+    col.check(outside, "invalid_datetime")
     parsed = pc.if_else(outside, pa.scalar(0, UTC_TIMESTAMP), parsed)
     return pc.cast(parsed, STORED_TIMESTAMP)
 
@@ -132,13 +99,9 @@ def validate(spec: TableSpec, rows: RawRows) -> ValidRows:
     for column in spec.columns:
         text = pc.utf8_trim_whitespace(rows.fields[column.name])
         col = _Column(column.name, size)
-        col.check(
-            pc.equal(pc.utf8_length(text), 0),
-            "required",
-            f"{column.name} is required",
-        )
+        col.check(pc.equal(pc.utf8_length(text), 0), "required")
         if column.kind in (Kind.ID, Kind.REF):
-            typed[column.name] = _id_column(col, text, column.name)
+            typed[column.name] = _id_column(col, text)
         elif column.kind is Kind.TEXT:
             typed[column.name] = _text_column(col, text)
         else:
@@ -151,7 +114,7 @@ def validate(spec: TableSpec, rows: RawRows) -> ValidRows:
 
     rejected = list(rows.rejected)
     if pc.any(failed).as_py():
-        rejected.extend(_explain(rows, checked, failed))
+        rejected.extend(_explain(spec, rows, checked, failed))
     keep = pc.invert(failed)
     table = pa.table(
         {"line": rows.line.filter(keep), "raw": rows.raw.filter(keep)}
@@ -163,13 +126,16 @@ def validate(spec: TableSpec, rows: RawRows) -> ValidRows:
     return ValidRows(table=table, rejected=rejected)
 
 
-def _explain(rows: RawRows, checked: Mapping[str, _Column], failed: pa.Array) -> list[Rejection]:
+def _explain(
+    spec: TableSpec, rows: RawRows, checked: Mapping[str, _Column], failed: pa.Array
+) -> list[Rejection]:
     indexes = pc.indices_nonzero(failed).to_pylist()
     errors: dict[int, list[FieldError]] = {i: [] for i in indexes}
     for col in checked.values():
-        for mask, rule, message in col.checks:
+        for mask, rule in col.checks:
+            error = broken(spec, col.name, rule)
             for i in pc.indices_nonzero(mask).to_pylist():
-                errors[i].append(FieldError(col.name, rule, message))
+                errors[i].append(error)
     line = rows.line.to_pylist()
     raw = rows.raw
     return [Rejection(line[i], raw[i].as_py(), tuple(errors[i])) for i in indexes]
@@ -195,7 +161,7 @@ def _first_of_each_id(table: pa.Table, spec: TableSpec) -> tuple[pa.Table, list[
         Rejection(
             line,
             raw,
-            (FieldError(id_name, "duplicate_id", f"id {ident} appears earlier in the same input"),),
+            (broken(spec, id_name, "duplicate_id", value=ident, detail=IN_INPUT),),
         )
         for line, raw, ident in zip(
             dup.column("line").to_pylist(),

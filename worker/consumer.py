@@ -14,6 +14,7 @@ from common.errors import IngestError, JobCancelled, LeaseLost, LockLost, Perman
 from common.messages import JobMessage
 from common.queue import MAX_DELIVERY_REASON, ReceivedMessage
 from common.usecases.reconcile import Reconciler, ReconcileTiming
+from common.usecases.retention import Retention, RetentionPolicy
 from worker import metrics
 from worker.pipeline import Done, Interrupted, Outcome, PartIngestor, WaitUntil
 from worker.renewer import LockRenewer
@@ -41,11 +42,19 @@ class Consumer:
                 quiet_seconds=settings.reconcile_quiet_seconds,
             ),
         )
+        self.retention = Retention(
+            services.db,
+            services.jobs,
+            services.blob,
+            settings.blob_container_name_historic,
+            owner,
+            RetentionPolicy(job_days=settings.job_retention_days),
+        )
         self.backups = scheduler_for(services, owner)
 
     def run(self) -> None:
         log.info("worker started", queue=self.services.settings.queue_name)
-        # Reconciliation runs beside the loop, so a long part does not hold it up.
+        # Reconciliation and retention run beside the loop, so a long part does not hold them up.
         reconciling = threading.Thread(target=self._reconcile, name="reconcile", daemon=True)
         reconciling.start()
         while not self.stop.is_set():
@@ -56,6 +65,7 @@ class Consumer:
     def _reconcile(self) -> None:
         while not self.stop.wait(min(1.0, self.reconciler.timing.every_seconds)):
             self.reconciler.run_if_due()
+            self.retention.run_if_due()
 
     def run_once(self) -> bool:
         """Receive and process at most one message; return whether one was processed."""

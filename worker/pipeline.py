@@ -19,7 +19,8 @@ from common.jobs import Busy, Job, JobStatus, Part, PartStatus, Progress
 from common.messages import JobMessage
 from common.prefetch import prefetched
 from common.rejections import log_rejections
-from common.rows import FieldError, RawRows, Rejection, ValidRows
+from common.rows import RawRows, Rejection, ValidRows
+from common.rules import ROW, broken
 from common.tables import TableSpec, table_spec
 from common.validation import validate
 
@@ -154,7 +155,7 @@ class PartIngestor:
 
         def transaction() -> Committed:
             with self.services.db.write() as conn:
-                committed = write_rows(conn, spec, rows, job.on_conflict, job_id=job.job_id)
+                committed = write_rows(conn, spec, rows, job.on_conflict, job_seq=job.seq)
                 progress = Progress(
                     next_offset=block.end,
                     next_line=line + block.lines,
@@ -177,16 +178,14 @@ class PartIngestor:
             rows_updated=committed.updated,
             rows_rejected=len(committed.rejected),
         )
-        log_rejections(committed.rejected)
+        log_rejections(committed.rejected, first_line=line)
 
 
 def _validated(spec: TableSpec, block: Block, line: int) -> ValidRows:
     if block.oversized:
         raw = block.data.decode("utf-8", errors="backslashreplace")
         rejection = Rejection(
-            line,
-            raw,
-            (FieldError("row", "line_too_long", f"the line is {block.end - block.offset} bytes"),),
+            line, raw, (broken(spec, ROW, "line_too_long", detail=block.end - block.offset),)
         )
         rows = RawRows.empty(spec.column_names)
         rows.rejected.append(rejection)

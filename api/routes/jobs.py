@@ -6,7 +6,7 @@ import io
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -19,6 +19,7 @@ from common.bootstrap import Services
 from common.jobs import Job, JobStatus
 from common.rejections import StoredRejection
 from common.tables import table_spec
+from common.usecases.retention import delete_job as remove_job
 
 router = APIRouter(tags=["jobs"], dependencies=[ReadAccess])
 _CSV_PAGE = 5000
@@ -62,30 +63,42 @@ def cancel_job(job_id: str, services: ServicesDep) -> JobOut:
     return _out(services, services.jobs.cancel(job_id, "cancelled by an operator"))
 
 
+@router.delete(
+    "/jobs/{job_id}",
+    status_code=204,
+    responses={404: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE},
+    dependencies=[AdminAccess],
+    summary="Delete a finished job, its rejected rows and its uploaded file; loaded rows stay",
+)
+def delete_job(job_id: str, services: ServicesDep) -> Response:
+    remove_job(services.jobs, services.blob, services.settings.blob_container_name_historic, job_id)
+    return Response(status_code=204)
+
+
 def _row_out(r: StoredRejection) -> RejectedRowOut:
     return RejectedRowOut(
         line=r.line,
         raw=r.raw,
-        errors=[RuleError(**e) for e in r.errors],
-        created_at=r.created_at,
+        errors=[RuleError(**e.as_dict()) for e in r.errors],
     )
 
 
-def _csv_lines(services: Services, job_id: str) -> Iterator[str]:
+def _csv_lines(services: Services, job: Job) -> Iterator[str]:
     out = io.StringIO()
     writer = SafeWriter(out)
     writer.writerow(["line", "raw", "columns", "rules", "messages"])
-    offset = 0
+    spec = table_spec(job.table)
+    line = 0
     while True:
-        rows, _ = services.rejections.page(_CSV_PAGE, offset, job_id=job_id)
+        rows = services.rejections.after(spec, job.seq, line, _CSV_PAGE)
         for r in rows:
             writer.writerow(
                 [
                     r.line,
                     r.raw,
-                    "; ".join(e["column"] for e in r.errors),
-                    "; ".join(e["rule"] for e in r.errors),
-                    "; ".join(e["message"] for e in r.errors),
+                    "; ".join(e.column for e in r.errors),
+                    "; ".join(e.rule for e in r.errors),
+                    "; ".join(e.message for e in r.errors),
                 ]
             )
         yield out.getvalue()
@@ -93,7 +106,7 @@ def _csv_lines(services: Services, job_id: str) -> Iterator[str]:
         out.truncate()
         if len(rows) < _CSV_PAGE:
             return
-        offset += _CSV_PAGE
+        line = rows[-1].line
 
 
 @router.get(
@@ -108,15 +121,15 @@ def _csv_lines(services: Services, job_id: str) -> Iterator[str]:
 async def rejected_rows(
     job_id: str, request: Request, services: ServicesDep, paging: PagingDep
 ) -> Page[RejectedRowOut] | StreamingResponse:
-    await run_in_threadpool(services.jobs.get, job_id)
+    job = await run_in_threadpool(services.jobs.get, job_id)
     if wants_csv(request):
         return StreamingResponse(
-            _csv_lines(services, job_id),
+            _csv_lines(services, job),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="rejected-{job_id}.csv"'},
         )
     rows, total = await run_in_threadpool(
-        services.rejections.page, paging.limit, paging.offset, job_id=job_id
+        services.rejections.page, table_spec(job.table), job.seq, paging.limit, paging.offset
     )
     return Page(
         items=[_row_out(r) for r in rows], total=total, limit=paging.limit, offset=paging.offset

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import structlog
 from fastapi import APIRouter
 
 from api.deps import ServicesDep
@@ -64,8 +63,7 @@ def insert_rows(
             return write_rows(conn, spec, rows, on_conflict, batch_id=batch_id)
 
     committed = services.retry.call(transaction)
-    with structlog.contextvars.bound_contextvars(batch_id=batch_id, table=table):
-        log_rejections(committed.rejected)
+    log_rejections(committed.rejected, batch_id=batch_id, table=table)
     return BatchOut(
         batch_id=batch_id,
         inserted=committed.inserted,

@@ -160,7 +160,8 @@ def test_workers_killed_twenty_times_lose_and_duplicate_nothing(
         # and every invalid row is stored exactly once, with the rule it broke.
         stored = query(
             url,
-            "SELECT line, COUNT(*), MIN(errors) FROM rejected_rows WHERE job_id = :j GROUP BY line",
+            "SELECT line, COUNT(*), MIN(rules) FROM job_rejections r JOIN ingest_jobs j "
+            "ON j.seq = r.job_seq WHERE j.job_id = :j GROUP BY line",
             j=job_id,
         )
         assert {line for line, _, _ in stored} == set(bad)

@@ -123,7 +123,7 @@ def test_database_outage_mid_load(fleet_factory: Any, tmp_path: Path) -> None:
         assert truth.id_sum == OUTAGE_ROWS * (OUTAGE_ROWS + 1) // 2, truth
         # No batch row sent during the outage was half-stored.
         assert query(cluster.url, "SELECT COUNT(*) FROM departments WHERE id > 10000") == [(1,)]
-        assert query(cluster.url, "SELECT COUNT(*) FROM rejected_rows") == [(0,)]
+        assert query(cluster.url, "SELECT COUNT(*) FROM batch_rejections") == [(0,)]
 
 
 POISON_ENV = {

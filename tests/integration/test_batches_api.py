@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from common.bootstrap import Services
-from common.schema import rejected_rows
+from common.schema import batch_rejections, batches
 from tests.support.flow import api_client, table_ids, table_rows
 
 PROBLEM_JSON = "application/problem+json"
@@ -44,11 +44,12 @@ def hire(ident: int, **changes: Any) -> dict[str, Any]:
 def stored_batch_rejections(services: Services, batch_id: str) -> list[tuple[int, str]]:
     with services.db.read() as conn:
         return [
-            (r.line, r.table_name)
+            (r.idx, r.table_name)
             for r in conn.execute(
-                select(rejected_rows.c.line, rejected_rows.c.table_name)
-                .where(rejected_rows.c.batch_id == batch_id)
-                .order_by(rejected_rows.c.line)
+                select(batch_rejections.c.idx, batches.c.table_name)
+                .join(batches, batches.c.seq == batch_rejections.c.batch_seq)
+                .where(batches.c.batch_id == batch_id)
+                .order_by(batch_rejections.c.idx)
             )
         ]
 

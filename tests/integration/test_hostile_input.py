@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from common.bootstrap import Services
-from common.schema import rejected_rows
+from common.schema import batch_rejections, batches
 from common.tables import LOAD_ORDER
 from tests.conftest import SAMPLE_DATA
 from tests.support.flow import api_client, drain, job, service_set, table_ids, table_rows
@@ -209,12 +209,14 @@ def batch_body(case: dict[str, Any]) -> bytes:
 
 
 def stored_batch_indexes(services: Services, batch_id: str) -> list[int]:
-    rr = rejected_rows
     with services.db.read() as conn:
         return [
-            int(line)
-            for line in conn.execute(
-                select(rr.c.line).where(rr.c.batch_id == batch_id).order_by(rr.c.line)
+            int(index)
+            for index in conn.execute(
+                select(batch_rejections.c.idx)
+                .join(batches, batches.c.seq == batch_rejections.c.batch_seq)
+                .where(batches.c.batch_id == batch_id)
+                .order_by(batch_rejections.c.idx)
             ).scalars()
         ]
 

@@ -14,8 +14,7 @@ from sqlalchemy import func, select, text
 from api.app import create_app
 from common.blob import BlobStore
 from common.bootstrap import Services, build_blob_store, build_services
-from common.schema import data_tables
-from common.schema import rejected_rows as rejected_rows_t
+from common.schema import data_tables, ingest_jobs, job_rejections
 from tests.conftest import NO_WAIT_RETRY, make_settings
 from worker.main import build_consumer
 
@@ -118,12 +117,15 @@ def table_ids(services: Services, table: str) -> list[int]:
 
 def stored_rejections(services: Services, job_id: str) -> list[tuple[int, str]]:
     """(line, raw) of every stored rejection of a job, in line order, duplicates kept."""
-    rr = rejected_rows_t
+    jr = job_rejections
     with services.db.read() as conn:
         return [
             (int(r.line), r.raw)
             for r in conn.execute(
-                select(rr.c.line, rr.c.raw).where(rr.c.job_id == job_id).order_by(rr.c.line)
+                select(jr.c.line, jr.c.raw)
+                .join(ingest_jobs, ingest_jobs.c.seq == jr.c.job_seq)
+                .where(ingest_jobs.c.job_id == job_id)
+                .order_by(jr.c.line)
             )
         ]
 

@@ -141,3 +141,16 @@ def test_an_oversized_line_is_never_held_in_memory() -> None:
     assert [b.oversized for b in blocks] == [False, True, False]
     assert blocks[1].end - blocks[1].offset == 512 * len(piece) + 1
     assert blocks[2].data == b"2,b\n"
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64, 10_000])
+def test_a_block_of_tiny_lines_is_cut_at_the_line_limit(chunk: int) -> None:
+    data = b"x\n" * 1000 + b"y"
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)]
+
+    blocks = list(line_blocks(iter(pieces), 0, 10_000, max_lines=64))
+
+    assert max(b.lines for b in blocks) == 64
+    assert sum(b.lines for b in blocks) == 1001
+    assert b"".join(b.data for b in blocks) == data
+    assert all(b.data.endswith(b"\n") for b in blocks[:-1])
