@@ -17,19 +17,30 @@ from api.schemas import JobOut, Page, RejectedRowOut, RuleError
 from api.security import ReadAccess
 from common.bootstrap import Services
 from common.rejections import StoredRejection
+from common.tables import table_spec
 
 router = APIRouter(tags=["jobs"], dependencies=[ReadAccess])
 _CSV_PAGE = 5000
 
 
-@router.get("/jobs", response_model=Page[JobOut], summary="List jobs, newest first")
+@router.get(
+    "/jobs",
+    response_model=Page[JobOut],
+    responses={404: PROBLEM_RESPONSE},
+    summary="List jobs, newest first",
+)
 def list_jobs(
     services: ServicesDep,
     paging: PagingDep,
     status: Annotated[Literal["queued", "running", "succeeded", "failed"] | None, Query()] = None,
     table: Annotated[str | None, Query(max_length=64)] = None,
+    id_prefix: Annotated[
+        str | None, Query(max_length=36, description="Only jobs whose id starts with this.")
+    ] = None,
 ) -> Page[JobOut]:
-    items, total = services.jobs.page(paging.limit, paging.offset, status, table)
+    if table is not None:
+        table_spec(table)  # an unknown table is a 404 naming the tables, not an empty page
+    items, total = services.jobs.page(paging.limit, paging.offset, status, table, id_prefix)
     return Page(
         items=[JobOut.of(j) for j in items], total=total, limit=paging.limit, offset=paging.offset
     )
