@@ -17,7 +17,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.e2e.conftest import SAMPLE_DATA, binary_bytes, first_blank_field
+from tests.e2e.conftest import (
+    SAMPLE_DATA,
+    binary_bytes,
+    first_blank_field,
+    upload_samples,
+    wait_for_jobs,
+)
 from tests.support.browser import Watched, chromium, watch
 from tests.support.processes import Started, api, supervisor
 
@@ -215,7 +221,8 @@ def check_reports(w: Watched, client: httpx.Client) -> None:
     page = w.page
     page.click("a[data-nav=reports]")
     expect(page.locator("body")).to_have_attribute("data-loaded", "reports")
-    quarters = client.get("/reports/hires-by-quarter", params={"year": 2021}).json()["rows"]
+    # Without a year chosen, the page shows the latest year with hires, as the API does.
+    quarters = client.get("/reports/hires-by-quarter").json()["rows"]
     expected: dict[tuple[str, str], int] = {}
     for row in quarters:
         for q in QUARTERS:
@@ -231,7 +238,7 @@ def check_reports(w: Watched, client: httpx.Client) -> None:
     assert drawn == {k: v for k, v in expected.items() if v}
     assert len({d for d, _ in drawn}) == len({r["department"] for r in quarters})
 
-    above = client.get("/reports/departments-above-mean", params={"year": 2021}).json()
+    above = client.get("/reports/departments-above-mean").json()
     table = [cells(r) for r in page.locator("#mean-table tbody tr").all()]
     assert table == [[str(r["id"]), r["department"], f"{r['hired']:,}"] for r in above["rows"]]
     expect(page.locator("#mean-chart rect.bar")).to_have_count(len(above["rows"]))
@@ -265,3 +272,79 @@ def test_dashboard_asks_for_a_key_and_respects_its_role(
         expect(page.locator("#dead-letters-empty")).to_be_visible()
         assert w.errors == [], w.errors
         assert w.foreign_requests() == []
+
+
+# Elements whose text is one word, a figure or a badge: each is drawn on a single line.
+WHOLE_TEXT = (
+    "header nav a, #jobs-table td.whole, #jobs-table code, .status, .progress-figure, "
+    ".grid td.num, #backups-table td.whole, #dead-letters-table td.whole"
+)
+LAYOUT = """(selector) => {
+  const header = document.querySelector("header").getBoundingClientRect();
+  const broken = [];
+  for (const node of document.querySelectorAll(selector)) {
+    if (!node.offsetParent) continue;  // not shown in this view
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    // Boxes on one line overlap vertically (a badge is taller than the text beside it).
+    const boxes = [...range.getClientRects()].filter((r) => r.width > 0);
+    const lowest = Math.min(...boxes.map((r) => r.bottom));
+    if (boxes.some((r) => r.top >= lowest - 1)) broken.push(node.textContent.trim());
+  }
+  const unboxed = [...document.querySelectorAll("table.grid")]
+    .filter((t) => t.offsetParent && !t.parentElement.classList.contains("scroll"))
+    .map((t) => t.id);
+  const view = document.querySelector("section[data-view]:not([hidden])");
+  return {
+    pageWidth: document.documentElement.scrollWidth,
+    broken,
+    unboxed,
+    gapUnderHeader: view.firstElementChild.getBoundingClientRect().top - header.bottom,
+  };
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_every_view_fits_a_phone_and_a_wide_screen(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest, width: int
+) -> None:
+    with supervisor(tmp_path, workers=1) as service, service.client() as client:
+        # Given the sample files loaded, a failed job, a backup and a dead letter,
+        answer = upload_samples(client)
+        assert answer.status_code == 202, answer.text
+        wait_for_jobs(service, client, [j["job_id"] for j in answer.json()["jobs"]])
+        failed = client.post(
+            "/uploads/jobs", content=binary_bytes(), headers={"Content-Type": "text/csv"}
+        ).json()["job_id"]
+        wait_for_jobs(service, client, [failed])
+        client.post("/backups").raise_for_status()
+        w = watch(browser, service.base_url or "", request.node.name)
+        page = w.page
+        page.set_viewport_size({"width": width, "height": 844})
+
+        for view in ("jobs", "dead-letters", "backups", "reports"):
+            # when each view is opened at this width,
+            page.goto(f"/#{view}")
+            expect(page.locator("body")).to_have_attribute("data-loaded", view)
+            if view == "dead-letters":
+                expect(page.locator("#dead-letters-table tbody tr")).to_have_count(1)
+            w.screenshot(f"{view}-{width}")
+            layout = page.evaluate(LAYOUT, WHOLE_TEXT)
+
+            # then the page never runs off the side (wide tables scroll in their own box),
+            assert layout["pageWidth"] <= width, (view, layout)
+            assert layout["unboxed"] == [], (view, layout)
+            # no name, figure or badge is broken across lines,
+            assert layout["broken"] == [], (view, layout)
+            # and the view starts below the header, not under it.
+            assert layout["gapUnderHeader"] >= 8, (view, layout)
+
+        # A failed job says why right in the list.
+        page.goto("/#jobs")
+        reason = page.locator(f'#jobs-table tr[data-job-id="{failed}"] .failure')
+        expect(reason).to_contain_text("NotText")
+        # The reports are for the latest year with hires, which the page names.
+        page.goto("/#reports")
+        latest = client.get("/reports/hires-by-quarter").json()["year"]
+        expect(page.locator("#report-year-shown")).to_have_text(f"({latest})")
+        assert w.errors == [] and w.console_errors == [], (w.errors, w.console_errors)
