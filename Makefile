@@ -3,22 +3,36 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# `make run` installs what running needs; `make install`, `make test` and `make lint` add the
+# development tools on top.
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 # The slow fault-injection tests (marker "slow") run in CI; `make test PYTEST_ARGS=` runs them too.
 PYTEST_ARGS ?= -m "not slow"
+PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: install run test azurite odbc browser lint format bench clean
 
-$(STAMP): pyproject.toml
+# Bytecode is written by the first start, for the modules the service imports, not by pip for
+# every module installed. pyarrow's wheel carries Arrow Flight, the S3 filesystem, C++ headers
+# and its own tests, which no part of the service loads (only pyarrow/_flight* and
+# pyarrow/_s3fs* link those libraries): about 60 MB, left out.
+$(RUNTIME): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	$(PIP) install --quiet --no-compile -e .
+	@cd "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/pyarrow" \
+	  && rm -rf tests include src libarrow_flight.* libarrow_python_flight.* _flight.* \
+	            libarrow_s3.* _s3fs.*
+	@touch $@
 
-install: $(STAMP)
+$(DEV): $(RUNTIME)
+	$(PIP) install --quiet -e '.[dev]'
+	@touch $@
 
-run: install
-	$(BIN)/python -m common.supervisor
+install: $(DEV)
+
+run: $(RUNTIME)
+	@LOG_FORMAT=$${LOG_FORMAT:-console} $(BIN)/python -m common.supervisor
 
 # Azurite 3.35 is the newest that runs on Node 20. Installed once; a new version installs anew.
 AZURITE_VERSION := 3.35.0
@@ -48,20 +62,20 @@ browser:
 	            apt-get install -y -qq chromium >/dev/null; }; } \
 	  || echo "note: install chromium to run the dashboard's browser tests"
 
-test: install $(AZURITE) odbc browser
+test: $(DEV) $(AZURITE) odbc browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Figures, not pass/fail: the service against psql \copy, executemany and read_csv + to_sql.
-bench: install
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+bench: $(DEV)
+	$(PIP) install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-lint: install
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-format: install
+format: $(DEV)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from api.wording import sentence
 from common.errors import (
     IngestError,
     JobFinished,
@@ -88,7 +89,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
-        detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors[:5])
+        detail = "; ".join(sentence(e) for e in exc.errors()[:5])
         return problem_response(request, 422, "Invalid request", detail, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)

@@ -8,6 +8,7 @@ import typer
 from typer.core import TyperGroup
 
 from cli.client import Options
+from cli.command import group
 from cli.commands import backups, dead_letters, jobs, reports, uploads
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -38,13 +39,10 @@ class GlobalOptionsAnywhere(TyperGroup):
         return super().parse_args(ctx, front + rest)
 
 
-app = typer.Typer(
+app = group(
     cls=GlobalOptionsAnywhere,
     name="ingest",
     help="Operate the CSV ingestion service over its HTTP API.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -52,13 +50,15 @@ app = typer.Typer(
 def main(
     ctx: typer.Context,
     url: Annotated[
-        str, typer.Option("--url", envvar="INGEST_URL", help="Base URL of the service.")
+        str,
+        typer.Option("--url", envvar="INGEST_URL", metavar="URL", help="Base URL of the service."),
     ] = DEFAULT_URL,
     api_key: Annotated[
         str | None,
         typer.Option(
             "--api-key",
             envvar="INGEST_API_KEY",
+            metavar="KEY",
             help="API key, sent as 'Authorization: Bearer <key>'.",
             show_default=False,
         ),

@@ -1,4 +1,4 @@
-"""Follow jobs until they finish, with a progress bar each, then sum them up."""
+"""Follow jobs until they finish, with a progress bar each, then sum them up in final lines."""
 
 from __future__ import annotations
 
@@ -6,44 +6,27 @@ import time
 from datetime import datetime
 from typing import Any
 
-import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import TaskID
 
+from cli.bars import jobs_bar
 from cli.client import Client
-from cli.output import EXIT_FAILED, note, print_json, stderr
+from cli.output import EXIT_FAILED, note, print_json, say, short_id
 
 POLL_SECONDS = 0.5
 DONE = frozenset({"succeeded", "failed"})
 Job = dict[str, Any]
 
 
-def _describe(job: Job) -> str:
-    return (
-        f"{job['table']} {job['status']}: {job['rows_read']:,} rows, "
-        f"{job['rows_inserted']:,} inserted, {job['rows_rejected']:,} rejected"
-    )
+def _rows(job: Job) -> str:
+    return f"{job['rows_read']:,} rows"
 
 
 def wait_for(client: Client, jobs: list[Job], *, quiet: bool) -> list[Job]:
     """Poll every job until each has succeeded or failed; the final states, in order."""
     latest = {j["job_id"]: j for j in jobs}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeElapsedColumn(),
-        console=stderr,
-        disable=quiet,
-    ) as progress:
+    with jobs_bar(quiet=quiet) as progress:
         bars: dict[str, TaskID] = {
-            job_id: progress.add_task(_describe(j), total=j["size_bytes"] or 1)
+            job_id: progress.add_task(j["table"], total=j["size_bytes"] or 1, rows=_rows(j))
             for job_id, j in latest.items()
         }
         while True:
@@ -51,7 +34,7 @@ def wait_for(client: Client, jobs: list[Job], *, quiet: bool) -> list[Job]:
                 if j["status"] not in DONE:
                     latest[job_id] = j = client.json("GET", f"/jobs/{job_id}")
                 done = j["bytes_done"] if j["size_bytes"] else int(j["status"] in DONE)
-                progress.update(bars[job_id], completed=done, description=_describe(j))
+                progress.update(bars[job_id], completed=done, rows=_rows(j))
             if all(j["status"] in DONE for j in latest.values()):
                 break
             time.sleep(POLL_SECONDS)
@@ -67,22 +50,27 @@ def _seconds(job: Job) -> float | None:
     return (end - start).total_seconds()
 
 
+def outcome(job: Job) -> str:
+    """One line: ``table: status, N inserted, N rejected in S s (job ID)[: error]``."""
+    took = _seconds(job)
+    line = (
+        f"{job['table']}: {job['status']}, {job['rows_inserted']} inserted, "
+        f"{job['rows_rejected']} rejected"
+        + (f" in {took:.1f} s" if took is not None else "")
+        + f" (job {short_id(job['job_id'])})"
+    )
+    if job["status"] == "failed":
+        line += f": {job.get('error') or 'no reason given'}"
+    return line
+
+
 def summarize(jobs: list[Job], *, as_json: bool) -> int:
     """Print what each job did; the exit code: 0 if all succeeded, 1 if any failed."""
     if as_json:
         print_json(jobs if len(jobs) > 1 else jobs[0])
     else:
         for job in jobs:
-            took = _seconds(job)
-            line = (
-                f"{job['table']}: {job['status']}, {job['rows_inserted']} inserted, "
-                f"{job['rows_rejected']} rejected"
-                + (f" in {took:.1f} s" if took is not None else "")
-                + f" (job {job['job_id']})"
-            )
-            if job["status"] == "failed":
-                line += f": {job.get('error') or 'no reason given'}"
-            typer.echo(line)
+            say(outcome(job))
     failed = [j for j in jobs if j["status"] == "failed"]
     if failed and not as_json:
         note(f"{len(failed)} job(s) failed; see 'ingest dead-letters list'")

@@ -460,13 +460,20 @@ class JobStore:
         return None if row is None else _job_from_row(row)
 
     def page(
-        self, limit: int, offset: int, status: str | None = None, table: str | None = None
+        self,
+        limit: int,
+        offset: int,
+        status: str | None = None,
+        table: str | None = None,
+        id_prefix: str | None = None,
     ) -> tuple[list[Job], int]:
         filters = []
         if status:
             filters.append(jobs_t.c.status == status)
         if table:
             filters.append(jobs_t.c.table_name == table)
+        if id_prefix:
+            filters.append(jobs_t.c.job_id.startswith(id_prefix, autoescape=True))
         with self.db.read() as conn:
             rows = conn.execute(
                 _job_query()

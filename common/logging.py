@@ -1,15 +1,16 @@
-"""Structured logging: one JSON object per line (or console lines for people)."""
+"""Structured logging: console lines for people, one JSON object per line for machines."""
 
 from __future__ import annotations
 
 import logging
 import sys
 from collections.abc import Mapping, MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
 _SECRET_KEYS = ("password", "secret", "token", "connection_string", "api_key", "authorization")
+LOG_FORMATS = ("auto", "console", "json")
 
 
 def _redact(_logger: object, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
@@ -19,11 +20,21 @@ def _redact(_logger: object, _name: str, event: MutableMapping[str, Any]) -> Map
     return event
 
 
-def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+def resolve_format(fmt: str, stream: TextIO) -> str:
+    """``console`` or ``json``: ``auto`` is ``console`` when ``stream`` is a terminal."""
+    if fmt != "auto":
+        return fmt
+    try:
+        return "console" if stream.isatty() else "json"
+    except (AttributeError, ValueError):  # a closed or file-less stream
+        return "json"
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Route structlog and the standard library through one renderer on stderr."""
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=False)
-        if fmt == "console"
+        if resolve_format(fmt, sys.stderr) == "console"
         else structlog.processors.JSONRenderer()
     )
     shared: list[structlog.types.Processor] = [

@@ -1,9 +1,15 @@
-"""The two reports, as portable SQL over the year's range so the datetime index serves both."""
+"""The two reports, as portable SQL over the year's range so the datetime index serves both.
+
+Names are ordered here, not by the database, whose collation differs between SQLite (code
+points), PostgreSQL (the database's locale) and SQL Server (the column's collation): by
+:func:`name_key`, which ignores case and accents, then by the exact name, then by id.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, select
 
@@ -36,8 +42,28 @@ def _year_bounds(year: int) -> tuple[datetime, datetime]:
     return datetime(year, 1, 1), datetime(year + 1, 1, 1)
 
 
+def name_key(name: str) -> tuple[str, str]:
+    """How names are ordered: case and accents ignored (``é`` beside ``e``, ``Z`` beside
+    ``z``), then by exact code points; scripts other than Latin after it, by code point."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return folded, name
+
+
+def report_year(db: Database, year: int | None) -> int:
+    """``year``, or else the latest year with hires (the current year when there are none)."""
+    if year is not None:
+        return year
+    with db.read() as conn:
+        latest = conn.execute(select(func.max(_hired.c.datetime))).scalar_one()
+    if latest is None:
+        return datetime.now(UTC).year
+    return int(latest.year)
+
+
 def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
-    """Hires per department and job in each quarter of ``year`` (UTC), ordered by name."""
+    """Hires per department and job in each quarter of ``year`` (UTC), ordered by department,
+    then job, by :func:`name_key`."""
     start, end = _year_bounds(year)
     quarters = [datetime(year, m, 1) for m in (1, 4, 7, 10)] + [end]
     counts = [
@@ -59,27 +85,25 @@ def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
     )
     query = (
         select(
+            _departments.c.id.label("department_id"),
             _departments.c.department,
+            _jobs.c.id.label("job_id"),
             _jobs.c.job,
             *(per_pair.c[f"Q{q + 1}"] for q in range(4)),
         )
         .select_from(per_pair)
         .join(_departments, _departments.c.id == per_pair.c.department_id)
         .join(_jobs, _jobs.c.id == per_pair.c.job_id)
-        .order_by(
-            func.lower(_departments.c.department),
-            func.lower(_jobs.c.job),
-            _departments.c.department,
-            _jobs.c.job,
-            _departments.c.id,
-            _jobs.c.id,
-        )
     )
     with db.read() as conn:
-        return [
-            QuarterRow(r.department, r.job, int(r.Q1), int(r.Q2), int(r.Q3), int(r.Q4))
-            for r in conn.execute(query)
-        ]
+        found = conn.execute(query).all()
+    # At most one row per department and job: few enough to order here, the same everywhere.
+    ordered = sorted(
+        found, key=lambda r: (name_key(r.department), name_key(r.job), r.department_id, r.job_id)
+    )
+    return [
+        QuarterRow(r.department, r.job, int(r.Q1), int(r.Q2), int(r.Q3), int(r.Q4)) for r in ordered
+    ]
 
 
 def departments_above_mean(db: Database, year: int) -> tuple[float, list[DepartmentHires]]:

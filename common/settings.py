@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote_plus
 
 from croniter import croniter
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.access import ApiKeys, is_loopback
@@ -130,10 +130,19 @@ class Settings(BaseSettings):
     backup_retention: int | None = Field(
         default=None, ge=1, description="Backups kept per table; older ones are deleted."
     )
-    log_level: str = "INFO"
-    log_format: str = Field(default="json", pattern="^(json|console)$")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        default="INFO", description="Least severe level logged (any case)."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="console for people, json for machines; auto: console on a TTY."
+    )
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -25,15 +25,25 @@ router = APIRouter(tags=["jobs"], dependencies=[ReadAccess])
 _CSV_PAGE = 5000
 
 
-@router.get("/jobs", response_model=Page[JobOut], summary="List jobs, newest first")
+@router.get(
+    "/jobs",
+    response_model=Page[JobOut],
+    responses={404: PROBLEM_RESPONSE},
+    summary="List jobs, newest first",
+)
 def list_jobs(
     services: ServicesDep,
     paging: PagingDep,
     status: Annotated[JobStatus | None, Query()] = None,
     table: Annotated[str | None, Query(max_length=64)] = None,
+    id_prefix: Annotated[
+        str | None, Query(max_length=36, description="Only jobs whose id starts with this.")
+    ] = None,
 ) -> Page[JobOut]:
+    if table is not None:
+        table_spec(table)  # an unknown table is a 404 naming the tables, not an empty page
     items, total = services.jobs.page(
-        paging.limit, paging.offset, status.value if status else None, table
+        paging.limit, paging.offset, status.value if status else None, table, id_prefix
     )
     return Page(
         items=[_out(services, j) for j in items],

@@ -18,10 +18,24 @@ from api.schemas import (
     HiresByQuarterRow,
 )
 from api.security import ReadAccess
-from common.reports import DepartmentHires, QuarterRow, departments_above_mean, hires_by_quarter
+from common.reports import (
+    DepartmentHires,
+    QuarterRow,
+    departments_above_mean,
+    hires_by_quarter,
+    report_year,
+)
 
 router = APIRouter(tags=["reports"], dependencies=[ReadAccess])
-Year = Annotated[int, Query(ge=1, le=9998, description="Calendar year (UTC), e.g. 2021.")]
+Year = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=9998,
+        description="Calendar year (UTC), e.g. 2021; by default the latest year with hires. "
+        "The answer says which year it is about.",
+    ),
+]
 _CSV: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
 }
@@ -44,10 +58,13 @@ def _csv(rows: Sequence[Any], columns: list[str], filename: str) -> Response:
     response_model=HiresByQuarterOut,
     responses=_CSV,
     summary="Hires per department and job in each quarter of a year",
+    description="Rows are ordered by department name, then job name, ignoring case and accents "
+    "(then by exact name and id), the same on every database.",
 )
 def hires_by_quarter_report(
-    year: Year, request: Request, services: ServicesDep
+    request: Request, services: ServicesDep, year: Year = None
 ) -> HiresByQuarterOut | Response:
+    year = report_year(services.db, year)
     rows = hires_by_quarter(services.db, year)
     if wants_csv(request):
         columns = [f.name for f in fields(QuarterRow)]
@@ -60,10 +77,12 @@ def hires_by_quarter_report(
     response_model=DepartmentsAboveMeanOut,
     responses=_CSV,
     summary="Departments that hired more than the mean of hires per department in a year",
+    description="Rows are ordered by hires, most first, then by department id.",
 )
 def departments_above_mean_report(
-    year: Year, request: Request, services: ServicesDep
+    request: Request, services: ServicesDep, year: Year = None
 ) -> DepartmentsAboveMeanOut | Response:
+    year = report_year(services.db, year)
     mean, rows = departments_above_mean(services.db, year)
     if wants_csv(request):
         columns = [f.name for f in fields(DepartmentHires)]

@@ -6,21 +6,29 @@ from typing import Annotated
 
 import typer
 
+from cli import ids
 from cli.client import Client, options_of
-from cli.output import fields, note, print_json, short_time, table
+from cli.command import Command, group
+from cli.output import fields, note, print_json, say, short_id, short_time, table
 
-app = typer.Typer(
-    help="Jobs the workers gave up on: list, show, resubmit, purge.", no_args_is_help=True
-)
+app = group(help="Jobs the workers gave up on: list, show, resubmit, purge.")
 
-LetterId = Annotated[str, typer.Argument(help="The dead letter's id (from 'dead-letters list').")]
+LetterId = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="The dead letter's id, or its first 6+ characters (from 'dead-letters list').",
+    ),
+]
 
 
-@app.command("list")
+@app.command("list", cls=Command)
 def list_letters(
     ctx: typer.Context,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000)] = 50,
-    offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Items per page.")
+    ] = 50,
+    offset: Annotated[int, typer.Option("--offset", min=0, metavar="N", help="Items to skip.")] = 0,
 ) -> None:
     """List dead letters with the reason each was given up on."""
     options = options_of(ctx)
@@ -33,54 +41,58 @@ def list_letters(
         ["id", "job", "part", "reason", "description", "deliveries", "dead-lettered"],
         (
             [
-                d["id"],
-                d.get("job_id"),
+                short_id(d["id"]),
+                short_id(d.get("job_id")),
                 d.get("part"),
                 d["reason"],
                 d["description"],
                 d["delivery_count"],
-                short_time(d.get("dead_lettered_at")),
+                short_time(d.get("dead_lettered_at"), seconds=False),
             ]
             for d in page["items"]
         ),
+        optional=["dead-lettered", "deliveries", "part"],
     )
     note(f"{len(page['items'])} of {page['total']} dead letter(s)")
 
 
-@app.command("show")
+@app.command("show", cls=Command)
 def show(ctx: typer.Context, letter_id: LetterId) -> None:
     """Show one dead letter."""
     options = options_of(ctx)
     with Client(options) as client:
-        letter = client.json("GET", f"/dead-letters/{letter_id}")
+        letter = ids.dead_letter(client, letter_id)
     if options.json:
         print_json(letter)
     else:
-        fields(letter, title=f"dead letter {letter_id}")
+        fields(letter, title=f"dead letter {letter['id']}")
 
 
-@app.command("resubmit")
+@app.command("resubmit", cls=Command)
 def resubmit(ctx: typer.Context, letter_id: LetterId) -> None:
     """Put a dead letter back on the queue and its job back to queued."""
     options = options_of(ctx)
     with Client(options) as client:
-        letter = client.json("POST", f"/dead-letters/{letter_id}/resubmit")
+        found = ids.dead_letter(client, letter_id)
+        letter = client.json("POST", f"/dead-letters/{found['id']}/resubmit")
     if options.json:
         print_json(letter)
     else:
         job = letter.get("job_id")
-        typer.echo(
-            f"resubmitted dead letter {letter_id}" + (f" (job {job} queued again)" if job else "")
+        say(
+            f"resubmitted dead letter {short_id(letter['id'])}"
+            + (f" (job {short_id(job)} queued again)" if job else "")
         )
 
 
-@app.command("purge")
+@app.command("purge", cls=Command)
 def purge(ctx: typer.Context, letter_id: LetterId) -> None:
     """Remove a dead letter for good."""
     options = options_of(ctx)
     with Client(options) as client:
-        client.request("DELETE", f"/dead-letters/{letter_id}")
+        found = ids.dead_letter(client, letter_id)
+        client.request("DELETE", f"/dead-letters/{found['id']}")
     if options.json:
-        print_json({"id": letter_id, "purged": True})
+        print_json({"id": found["id"], "purged": True})
     else:
-        typer.echo(f"purged dead letter {letter_id}")
+        say(f"purged dead letter {short_id(found['id'])}")

@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from cli import ids
 from cli.client import Client, options_of
-from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_time, table
+from cli.command import Command
+from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_id, short_time, table
 
-Limit = Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="Items per page.")]
-Offset = Annotated[int, typer.Option("--offset", min=0, help="Items to skip.")]
+Limit = Annotated[
+    int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Items per page.")
+]
+Offset = Annotated[int, typer.Option("--offset", min=0, metavar="N", help="Items to skip.")]
+JobId = Annotated[
+    str,
+    typer.Argument(
+        metavar="JOB_ID", help="The job's id, or its first 6+ characters (from 'ingest jobs')."
+    ),
+]
 
 
 class Status(StrEnum):
@@ -20,20 +30,25 @@ class Status(StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"
 
 
-def _progress(job: dict[str, object]) -> str:
+def _status(job: dict[str, Any]) -> str:
+    """The status, with how far a running job has come."""
     done, total = job.get("bytes_done"), job.get("size_bytes")
-    if not isinstance(done, int) or not isinstance(total, int):
-        return "-"
-    return f"{100 * done / total:.0f}%" if total else "100%"
+    if job["status"] == "running" and isinstance(done, int) and isinstance(total, int) and total:
+        return f"running {100 * done // total}%"
+    return str(job["status"])
 
 
 def list_jobs(
     ctx: typer.Context,
-    status: Annotated[Status | None, typer.Option("--status", "-s", help="Only these.")] = None,
+    status: Annotated[
+        Status | None, typer.Option("--status", "-s", help="Only jobs with this status.")
+    ] = None,
     table_name: Annotated[
-        str | None, typer.Option("--table", "-t", help="Only jobs for this table.")
+        str | None,
+        typer.Option("--table", "-t", metavar="TABLE", help="Only jobs that load this table."),
     ] = None,
     limit: Limit = 20,
     offset: Offset = 0,
@@ -55,84 +70,117 @@ def list_jobs(
         print_json(page)
         return
     table(
-        [
-            "job",
-            "table",
-            "status",
-            "done",
-            "inserted",
-            "rejected",
-            "created",
-        ],
+        ["job", "table", "status", "inserted", "rejected", "created"],
         (
             [
-                j["job_id"],
+                short_id(j["job_id"]),
                 j["table"],
-                j["status"],
-                _progress(j),
+                _status(j),
                 j["rows_inserted"],
                 j["rows_rejected"],
-                short_time(j["created_at"]),
+                short_time(j["created_at"], seconds=False),
             ]
             for j in page["items"]
         ),
+        optional=["created"],
     )
     note(f"{len(page['items'])} of {page['total']} job(s)")
 
 
-def show_job(
-    ctx: typer.Context, job_id: Annotated[str, typer.Argument(help="The job's id.")]
-) -> None:
+def show_job(ctx: typer.Context, job_id: JobId) -> None:
     """Show one job: status, progress, counts and error."""
     options = options_of(ctx)
     with Client(options) as client:
-        job = client.json("GET", f"/jobs/{job_id}")
+        job = client.json("GET", f"/jobs/{ids.job_id(client, job_id)}")
     if options.json:
         print_json(job)
     else:
-        fields(job, title=f"job {job_id}")
+        fields(job, title=f"job {job['job_id']}")
+
+
+def cancel(ctx: typer.Context, job_id: JobId) -> None:
+    """Cancel a queued or running job (admin).
+
+    A queued job ends at once; a running one stops at its next block. Rows already committed
+    stay in the table and are counted.
+    """
+    options = options_of(ctx)
+    with Client(options) as client:
+        job = client.json("POST", f"/jobs/{ids.job_id(client, job_id)}/cancel")
+    if options.json:
+        print_json(job)
+        return
+    note(
+        f"job {short_id(job['job_id'])} cancelled: {job['rows_inserted']} row(s) inserted and "
+        f"{job['rows_rejected']} rejected before it stopped"
+    )
+
+
+def delete(ctx: typer.Context, job_id: JobId) -> None:
+    """Delete a finished job, its rejected rows and its uploaded file (admin).
+
+    The rows it loaded stay in the table.
+    """
+    options = options_of(ctx)
+    with Client(options) as client:
+        full = ids.job_id(client, job_id)
+        client.request("DELETE", f"/jobs/{full}")
+    if options.json:
+        print_json({"deleted": full})
+        return
+    note(f"job {short_id(full)} deleted")
+
+
+def _rules(errors: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{e['column']}: {e['rule']}" for e in errors)
+
+
+def _footer(shown: int, offset: int, total: int) -> str:
+    if not shown:
+        return f"no rejected rows past the first {total}" if total else "no rejected rows"
+    first, last = offset + 1, offset + shown
+    where = f"{first}-{last} of {total}" if (first, last) != (1, total) else f"all {total}"
+    line = f"rejected rows {where}"
+    if last < total:
+        line += f"; the next ones: --offset {last}; every one as CSV: --csv FILE"
+    return line
 
 
 def rejected(
     ctx: typer.Context,
-    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    job_id: JobId,
     csv_file: Annotated[
         Path | None,
         typer.Option(
             "--csv",
             dir_okay=False,
             writable=True,
-            help="Download every rejected row as CSV to this file ('-' for stdout).",
+            metavar="FILE",
+            help="Save every rejected row as CSV to FILE ('-' for stdout) instead.",
         ),
     ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> None:
-    """Rejected rows of a job, by line, with the rules each broke."""
+    """Rejected rows of a job, with the rules each broke.
+
+    A page of JOB_ID's rejected rows: line number, the row as received, the broken rules.
+    """
     options = options_of(ctx)
     with Client(options) as client:
+        path = f"/jobs/{ids.job_id(client, job_id)}/rejected-rows"
         if csv_file is not None:
-            _download(client, f"/jobs/{job_id}/rejected-rows", csv_file)
+            _download(client, path, csv_file)
             return
-        page = client.json(
-            "GET", f"/jobs/{job_id}/rejected-rows", params={"limit": limit, "offset": offset}
-        )
+        page = client.json("GET", path, params={"limit": limit, "offset": offset})
     if options.json:
         print_json(page)
         return
     table(
-        ["line", "raw", "rules", "messages"],
-        (
-            [
-                r["line"],
-                r["raw"],
-                ", ".join(f"{e['column']}: {e['rule']}" for e in r["errors"]),
-                "; ".join(e["message"] for e in r["errors"]),
-            ]
-            for r in page["items"]
-        ),
+        ["line", "row", "broken rules"],
+        ([str(r["line"]), r["raw"], _rules(r["errors"])] for r in page["items"]),
     )
-    note(f"{len(page['items'])} of {page['total']} rejected row(s)")
+    note(_footer(len(page["items"]), offset, page["total"]))
 
 
 def _download(client: Client, path: str, target: Path) -> None:
@@ -156,6 +204,8 @@ def _download(client: Client, path: str, target: Path) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("jobs")(list_jobs)
-    app.command("job")(show_job)
-    app.command("rejected")(rejected)
+    app.command("jobs", cls=Command)(list_jobs)
+    app.command("job", cls=Command)(show_job)
+    app.command("rejected", cls=Command)(rejected)
+    app.command("cancel", cls=Command)(cancel)
+    app.command("delete", cls=Command)(delete)

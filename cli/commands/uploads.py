@@ -9,17 +9,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
+from cli.bars import upload_bar
 from cli.client import Client, options_of
-from cli.output import EXIT_USAGE, fail, fields, note, print_json, stderr
+from cli.command import Command
+from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_id
 from cli.waiting import summarize, wait_for
 
 CHUNK_BYTES = 1024 * 1024
@@ -31,18 +25,6 @@ UPLOAD_TIMEOUT_SECONDS = 3600.0
 class OnConflict(StrEnum):
     reject = "reject"
     update = "update"
-
-
-def _bytes_bar(quiet: bool) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        disable=quiet,
-    )
 
 
 def _chunks(path: Path, advance: Callable[[int], None]) -> Iterator[bytes]:
@@ -84,18 +66,29 @@ def _announce(jobs: list[dict[str, Any]], created: bool, as_json: bool, waiting:
         if not waiting:
             fields(job, title=f"job {job['job_id']}")
         else:
-            note(f"{job['table']}: job {job['job_id']} ({job['status']})")
+            note(f"{job['table']}: job {short_id(job['job_id'])} ({job['status']})")
 
 
 def upload(
     ctx: typer.Context,
     file: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="The CSV file."),
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            metavar="FILE",
+            help="The CSV file: headerless, UTF-8.",
+        ),
     ],
     table: Annotated[
         str,
-        typer.Option("--table", "-t", help="Table to load: departments, jobs, hired_employees."),
+        typer.Option(
+            "--table",
+            "-t",
+            metavar="TABLE",
+            help="Table to load: departments, jobs or hired_employees.",
+        ),
     ],
     wait: Annotated[
         bool, typer.Option("--wait", "-w", help="Follow the job until it ends.")
@@ -108,12 +101,15 @@ def upload(
         typer.Option("--on-conflict", help="A row whose id exists: reject it, or update the row."),
     ] = OnConflict.reject,
 ) -> None:
-    """Upload one CSV file for TABLE, streamed as the request body."""
+    """Upload one CSV file into one table.
+
+    FILE is streamed as the request body into the table given by --table.
+    """
     options = options_of(ctx)
     total = _file_size(file)
     with Client(options) as client:
-        with _bytes_bar(options.json) as progress:
-            bar = progress.add_task(f"uploading {file.name}", total=total)
+        with upload_bar(quiet=options.json) as progress:
+            bar = progress.add_task(file.name, total=total)
             response = client.request(
                 "POST",
                 f"/uploads/{table}",
@@ -140,7 +136,8 @@ def upload_all(
         typer.Argument(
             exists=True,
             file_okay=False,
-            help=f"Folder holding {', '.join(t + '.csv' for t in TABLES)}.",
+            metavar="DIRECTORY",
+            help=f"Folder holding any of {', '.join(t + '.csv' for t in TABLES)}.",
         ),
     ],
     wait: Annotated[
@@ -151,7 +148,10 @@ def upload_all(
         typer.Option("--force", help="Load files even if identical content was loaded before."),
     ] = False,
 ) -> None:
-    """Upload the table files found in DIRECTORY in one request; parents load first."""
+    """Upload a folder's table files in one request.
+
+    The files of DIRECTORY named after the tables go in one request; parents load first.
+    """
     options = options_of(ctx)
     found = [(t, directory / f"{t}.csv") for t in TABLES if (directory / f"{t}.csv").is_file()]
     if not found:
@@ -161,8 +161,8 @@ def upload_all(
         )
     total = sum(_file_size(path) for _, path in found)
     with Client(options) as client:
-        with _bytes_bar(options.json) as progress:
-            bar = progress.add_task(f"uploading {len(found)} file(s)", total=total)
+        with upload_bar(quiet=options.json) as progress:
+            bar = progress.add_task(f"{len(found)} files", total=total)
             opened: list[_Counted] = []
             try:
                 for _, path in found:
@@ -191,5 +191,5 @@ def upload_all(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("upload")(upload)
-    app.command("upload-all")(upload_all)
+    app.command("upload", cls=Command)(upload)
+    app.command("upload-all", cls=Command)(upload_all)

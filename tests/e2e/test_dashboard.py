@@ -17,7 +17,15 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.e2e.conftest import SAMPLE_DATA, binary_bytes, first_blank_field
+from common.db import Database
+from common.jobs import JobStore, PartPlan
+from tests.e2e.conftest import (
+    SAMPLE_DATA,
+    binary_bytes,
+    first_blank_field,
+    upload_samples,
+    wait_for_jobs,
+)
 from tests.support.browser import Watched, chromium, watch
 from tests.support.processes import Started, api, supervisor
 
@@ -71,6 +79,7 @@ def test_operator_works_through_the_dashboard(
         w.screenshot("jobs")
         check_rejected_rows(w, client, job_ids["hired_employees"])
         check_dead_letter(w, service, client, tmp_path)
+        check_cancel(w, service, client)
         check_backups(w, client)
         check_reports(w, client)
 
@@ -128,6 +137,36 @@ def check_rejected_rows(w: Watched, client: httpx.Client, job_id: str) -> None:
     page.click("#rejected-pager button:has-text('Older')")
     expect(page.locator("#rejected-pager")).to_contain_text("51\N{EN DASH}70 of 70")
     expect(rows).to_have_count(20)
+
+
+def check_cancel(w: Watched, service: Started, client: httpx.Client) -> None:
+    """A queued job (written into the service's database, so no worker takes it first) is
+    cancelled from its page; the button asks first and goes once the job has ended."""
+    job_id = "cafe4567-0000-4000-8000-00000000000d"
+    db = Database.from_url(f"sqlite:///{service.folder / 'data' / 'ingest.db'}")
+    try:
+        JobStore(db).create(
+            job_id=job_id,
+            table="jobs",
+            content_sha256="d" * 64,
+            size_bytes=1,
+            original_name="queued.csv",
+            blob_name=f"jobs/{job_id}.csv",
+            on_conflict="reject",
+            parts=[PartPlan(0, 1, 1)],
+        )
+    finally:
+        db.dispose()
+    page = w.page
+    page.goto(f"/#job/{job_id}")
+    summary = page.locator("#job-summary")
+    expect(summary).to_contain_text("queued")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#job-actions button", has_text="Cancel").click()
+    expect(page.locator("#notice")).to_contain_text("Cancelled job")
+    expect(summary).to_contain_text("cancelled")
+    expect(page.locator("#job-actions button")).to_have_count(0)
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
 
 
 def check_dead_letter(w: Watched, service: Started, client: httpx.Client, tmp_path: Path) -> None:
@@ -215,7 +254,8 @@ def check_reports(w: Watched, client: httpx.Client) -> None:
     page = w.page
     page.click("a[data-nav=reports]")
     expect(page.locator("body")).to_have_attribute("data-loaded", "reports")
-    quarters = client.get("/reports/hires-by-quarter", params={"year": 2021}).json()["rows"]
+    # Without a year chosen, the page shows the latest year with hires, as the API does.
+    quarters = client.get("/reports/hires-by-quarter").json()["rows"]
     expected: dict[tuple[str, str], int] = {}
     for row in quarters:
         for q in QUARTERS:
@@ -231,7 +271,7 @@ def check_reports(w: Watched, client: httpx.Client) -> None:
     assert drawn == {k: v for k, v in expected.items() if v}
     assert len({d for d, _ in drawn}) == len({r["department"] for r in quarters})
 
-    above = client.get("/reports/departments-above-mean", params={"year": 2021}).json()
+    above = client.get("/reports/departments-above-mean").json()
     table = [cells(r) for r in page.locator("#mean-table tbody tr").all()]
     assert table == [[str(r["id"]), r["department"], f"{r['hired']:,}"] for r in above["rows"]]
     expect(page.locator("#mean-chart rect.bar")).to_have_count(len(above["rows"]))
@@ -265,3 +305,79 @@ def test_dashboard_asks_for_a_key_and_respects_its_role(
         expect(page.locator("#dead-letters-empty")).to_be_visible()
         assert w.errors == [], w.errors
         assert w.foreign_requests() == []
+
+
+# Elements whose text is one word, a figure or a badge: each is drawn on a single line.
+WHOLE_TEXT = (
+    "header nav a, #jobs-table td.whole, #jobs-table code, .status, .progress-figure, "
+    ".grid td.num, #backups-table td.whole, #dead-letters-table td.whole"
+)
+LAYOUT = """(selector) => {
+  const header = document.querySelector("header").getBoundingClientRect();
+  const broken = [];
+  for (const node of document.querySelectorAll(selector)) {
+    if (!node.offsetParent) continue;  // not shown in this view
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    // Boxes on one line overlap vertically (a badge is taller than the text beside it).
+    const boxes = [...range.getClientRects()].filter((r) => r.width > 0);
+    const lowest = Math.min(...boxes.map((r) => r.bottom));
+    if (boxes.some((r) => r.top >= lowest - 1)) broken.push(node.textContent.trim());
+  }
+  const unboxed = [...document.querySelectorAll("table.grid")]
+    .filter((t) => t.offsetParent && !t.parentElement.classList.contains("scroll"))
+    .map((t) => t.id);
+  const view = document.querySelector("section[data-view]:not([hidden])");
+  return {
+    pageWidth: document.documentElement.scrollWidth,
+    broken,
+    unboxed,
+    gapUnderHeader: view.firstElementChild.getBoundingClientRect().top - header.bottom,
+  };
+}"""
+
+
+@pytest.mark.parametrize("width", [390, 1400])
+def test_every_view_fits_a_phone_and_a_wide_screen(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest, width: int
+) -> None:
+    with supervisor(tmp_path, workers=1) as service, service.client() as client:
+        # Given the sample files loaded, a failed job, a backup and a dead letter,
+        answer = upload_samples(client)
+        assert answer.status_code == 202, answer.text
+        wait_for_jobs(service, client, [j["job_id"] for j in answer.json()["jobs"]])
+        failed = client.post(
+            "/uploads/jobs", content=binary_bytes(), headers={"Content-Type": "text/csv"}
+        ).json()["job_id"]
+        wait_for_jobs(service, client, [failed])
+        client.post("/backups").raise_for_status()
+        w = watch(browser, service.base_url or "", request.node.name)
+        page = w.page
+        page.set_viewport_size({"width": width, "height": 844})
+
+        for view in ("jobs", "dead-letters", "backups", "reports"):
+            # when each view is opened at this width,
+            page.goto(f"/#{view}")
+            expect(page.locator("body")).to_have_attribute("data-loaded", view)
+            if view == "dead-letters":
+                expect(page.locator("#dead-letters-table tbody tr")).to_have_count(1)
+            w.screenshot(f"{view}-{width}")
+            layout = page.evaluate(LAYOUT, WHOLE_TEXT)
+
+            # then the page never runs off the side (wide tables scroll in their own box),
+            assert layout["pageWidth"] <= width, (view, layout)
+            assert layout["unboxed"] == [], (view, layout)
+            # no name, figure or badge is broken across lines,
+            assert layout["broken"] == [], (view, layout)
+            # and the view starts below the header, not under it.
+            assert layout["gapUnderHeader"] >= 8, (view, layout)
+
+        # A failed job says why right in the list.
+        page.goto("/#jobs")
+        reason = page.locator(f'#jobs-table tr[data-job-id="{failed}"] .failure')
+        expect(reason).to_contain_text("NotText")
+        # The reports are for the latest year with hires, which the page names.
+        page.goto("/#reports")
+        latest = client.get("/reports/hires-by-quarter").json()["year"]
+        expect(page.locator("#report-year-shown")).to_have_text(f"({latest})")
+        assert w.errors == [] and w.console_errors == [], (w.errors, w.console_errors)

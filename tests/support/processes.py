@@ -345,7 +345,7 @@ def supervisor(
         database_url=database_url,
         extra=extra,
     )
-    return running("common.supervisor", folder, env, http=True)
+    return running("common.supervisor", folder, env, http=True, ready_log="service started")
 
 
 def api(

@@ -6,7 +6,7 @@ import { barChart, stackedBarChart } from "./charts.js";
 
 const REFRESH_MS = 1000;
 const PAGE = 50;
-const FINISHED = new Set(["succeeded", "failed"]);
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 const $ = (selector) => document.querySelector(selector);
 
 // --- small DOM helpers: every value goes in as text -----------------------------------------
@@ -150,18 +150,19 @@ function progressBar(job) {
 }
 
 function jobRow(job) {
+  const failure = job.status === "failed" && job.error ? el("div", { class: "failure" }, job.error) : null;
   return el("tr", { dataset: { jobId: job.job_id, status: job.status } },
     el("td", {}, el("a", { href: `#job/${job.job_id}`, title: job.job_id }, el("code", {}, shortId(job.job_id)))),
-    el("td", {}, job.table),
+    el("td", { class: "whole" }, job.table),
     el("td", { class: "file", title: job.original_name || "" }, job.original_name || "—"),
-    el("td", {}, statusBadge(job.status)),
+    el("td", { class: "status-cell" }, statusBadge(job.status), failure),
     el("td", { class: "progress-col" }, progressBar(job)),
     el("td", { class: "num" }, num(job.rows_read)),
     el("td", { class: "num" }, num(job.rows_inserted)),
     el("td", { class: "num" }, job.rows_rejected
       ? el("a", { href: `#job/${job.job_id}`, class: "rejected-link" }, num(job.rows_rejected))
       : "0"),
-    el("td", {}, when(job.started_at || job.created_at)),
+    el("td", { class: "whole" }, when(job.started_at || job.created_at)),
     el("td", { class: "num" }, duration(job)));
 }
 
@@ -233,6 +234,16 @@ async function showJob(jobId) {
     summaryItem("Attempts", num(job.attempts)),
     summaryItem("Time", duration(job)),
   );
+  $("#job-waiting").hidden = !job.waiting_for.length;
+  $("#job-waiting").textContent = job.waiting_for.length
+    ? `Waiting for ${job.waiting_for.length} earlier upload(s) of the tables it references: ${job.waiting_for.map(shortId).join(", ")}.`
+    : "";
+  $("#job-actions").replaceChildren(...(FINISHED.has(job.status) ? [] : [
+    actionButton("Cancel", "danger", `cancel:${job.job_id}`, async () => {
+      const ended = await api(`/jobs/${encodeURIComponent(job.job_id)}/cancel`, { method: "POST" });
+      return `Cancelled job ${shortId(ended.job_id)}: ${num(ended.rows_inserted)} rows inserted before it stopped stay.`;
+    }, `Cancel job ${shortId(job.job_id)}? Rows it already inserted stay in the table.`),
+  ]));
   $("#job-error").hidden = !job.error;
   $("#job-error").textContent = job.error || "";
   // Rejections only grow while the job runs: fetch them again only when their count moved.
@@ -267,7 +278,7 @@ function deadLetterRow(letter) {
     el("td", {}, el("span", { class: "status status-failed" }, letter.reason)),
     el("td", { class: "description" }, letter.description),
     el("td", { class: "num" }, letter.delivery_count),
-    el("td", {}, when(letter.dead_lettered_at || letter.enqueued_at)),
+    el("td", { class: "whole" }, when(letter.dead_lettered_at || letter.enqueued_at)),
     el("td", { class: "buttons" }, resubmit, purge));
 }
 
@@ -304,10 +315,10 @@ function backupRow(backup) {
     download(`/backups/${backup.backup_id}/download`, `${backup.table}-${backup.backup_id}.avro`, "application/avro").catch(failed));
   return el("tr", { dataset: { backupId: backup.backup_id } },
     el("td", { title: `sha256 ${backup.sha256}` }, el("code", {}, shortId(backup.backup_id))),
-    el("td", {}, backup.table),
+    el("td", { class: "whole" }, backup.table),
     el("td", { class: "num" }, num(backup.row_count)),
     el("td", { class: "num" }, bytes(backup.byte_size)),
-    el("td", {}, when(backup.created_at)),
+    el("td", { class: "whole" }, when(backup.created_at)),
     el("td", {}, el("code", {}, shortId(backup.run_id))),
     el("td", { class: "buttons" }, save, restore, restoreRun));
 }
@@ -338,11 +349,16 @@ function setUpBackupButtons() {
 const QUARTERS = ["Q1", "Q2", "Q3", "Q4"];
 
 async function showReports() {
-  const year = Number($("#report-year").value) || 2021;
+  // No year asked for: the service answers for the latest year with hires, and says which.
+  const asked = $("#report-year").value.trim();
+  const query = asked ? `?year=${encodeURIComponent(asked)}` : "";
   const [quarters, above] = await Promise.all([
-    api(`/reports/hires-by-quarter?year=${year}`),
-    api(`/reports/departments-above-mean?year=${year}`),
+    api(`/reports/hires-by-quarter${query}`),
+    api(`/reports/departments-above-mean${query}`),
   ]);
+  const year = quarters.year;
+  $("#report-year-shown").textContent = `(${year})`;
+  $("#report-year").placeholder = String(year);
   const byDepartment = new Map();
   for (const row of quarters.rows) {
     const sums = byDepartment.get(row.department) || [0, 0, 0, 0];
@@ -360,7 +376,7 @@ async function showReports() {
     chart.append(el("p", { class: "empty" }, `No hires in ${year}.`));
   }
   fill($("#quarter-table tbody"), quarters.rows.map((r) =>
-    el("tr", {}, el("td", {}, r.department), el("td", {}, r.job), ...QUARTERS.map((q) => el("td", { class: "num" }, r[q])))));
+    el("tr", {}, el("td", {}, r.department), el("td", {}, r.job), ...QUARTERS.map((q) => el("td", { class: "num" }, num(r[q]))))));
 
   $("#mean-figure").textContent = `(mean ${above.mean.toFixed(1)} hires per department in ${year})`;
   const meanChart = $("#mean-chart");
