@@ -142,7 +142,7 @@ def _taken(
     if row.state == "done":
         at: datetime = row.claimed_at
         done = f"was already {_PAST[action]} at {at:%Y-%m-%d %H:%M:%S} UTC"
-        if action == wanted:
+        if wanted in (action, ""):  # the same action again, or merely a look at it
             return MessageNotFound(f"no dead letter with id {dead_letter_id!r}: it {done}")
         return DeadLetterTaken(f"dead letter {dead_letter_id} {done}")
     return DeadLetterTaken(f"dead letter {dead_letter_id} is {_ONGOING[action]} by another request")

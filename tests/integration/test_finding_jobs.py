@@ -73,7 +73,7 @@ def test_an_unknown_table_is_a_404_naming_the_tables(client: TestClient) -> None
         (
             "/jobs",
             {"status": "bogus"},
-            "status must be 'queued', 'running', 'succeeded' or 'failed', not 'bogus'",
+            "status must be 'queued', 'running', 'succeeded', 'failed' or 'cancelled', not 'bogus'",
             "query.status",
         ),
         ("/jobs", {"limit": "0"}, "limit must be at least 1, not 0", "query.limit"),
