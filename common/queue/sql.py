@@ -17,7 +17,13 @@ from sqlalchemy import Connection, Row, delete, func, select, update
 
 from common.db import Database, utcnow
 from common.errors import LockLost, MessageNotFound, TransientError
-from common.queue import MAX_DELIVERY_REASON, DeadLetter, OutgoingMessage, ReceivedMessage
+from common.queue import (
+    MAX_DELIVERY_REASON,
+    DeadLetter,
+    OutgoingMessage,
+    ReceivedMessage,
+    fit_dead_letter_text,
+)
 from common.schema import queue_messages as qm
 
 _POLL_SECONDS = 0.1
@@ -181,8 +187,8 @@ class SqlJobQueue:
     def _dead_letter_values(self, reason: str, description: str) -> dict[str, Any]:
         return {
             "dead_lettered": True,
-            "dead_letter_reason": reason,
-            "dead_letter_description": description,
+            "dead_letter_reason": fit_dead_letter_text(reason),
+            "dead_letter_description": fit_dead_letter_text(description),
             "dead_lettered_at": self._clock(),
             "lock_token": None,
             "locked_until": None,
