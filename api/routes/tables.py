@@ -46,7 +46,7 @@ def insert_rows(
         with services.db.write() as conn:
             return write_rows(conn, spec, rows, on_conflict, batch_id=batch_id)
 
-    committed = services.retry.call(transaction)
+    committed = services.request_retry.call(transaction)
     with structlog.contextvars.bound_contextvars(batch_id=batch_id, table=table):
         log_rejections(committed.rejected)
     return BatchOut(
