@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, delete, false, func, select, true, update
 
 from common.db import Database, utcnow
 from common.errors import LockLost, MessageNotFound, TransientError
@@ -27,6 +27,9 @@ from common.queue import (
 from common.schema import queue_messages as qm
 
 _POLL_SECONDS = 0.1
+# "= false", not "IS false": SQL Server has no boolean type, and "IS 0" is not T-SQL.
+_LIVE = qm.c.dead_lettered == false()
+_DEAD = qm.c.dead_lettered == true()
 
 
 class SqlJobQueue:
@@ -94,7 +97,7 @@ class SqlJobQueue:
                     select(qm)
                     .where(
                         qm.c.queue == self.queue_name,
-                        qm.c.dead_lettered.is_(False),
+                        _LIVE,
                         qm.c.visible_at <= now,
                     )
                     .order_by(qm.c.seq)
@@ -139,7 +142,7 @@ class SqlJobQueue:
             qm.c.seq == message.sequence_number,
             qm.c.lock_token == message.lock_token,
             qm.c.locked_until > self._clock(),
-            qm.c.dead_lettered.is_(False),
+            _LIVE,
         )
 
     def _settle(self, conn: Connection, message: ReceivedMessage, statement: Any) -> None:
@@ -214,7 +217,7 @@ class SqlJobQueue:
         )
 
     def _dead_letters(self) -> Any:
-        return select(qm).where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(True))
+        return select(qm).where(qm.c.queue == self.queue_name, _DEAD)
 
     def list_dead_letters(self, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
         with self.db.read() as conn:
@@ -222,9 +225,7 @@ class SqlJobQueue:
                 self._dead_letters().order_by(qm.c.seq).limit(limit).offset(offset)
             ).all()
             total = conn.execute(
-                select(func.count())
-                .select_from(qm)
-                .where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(True))
+                select(func.count()).select_from(qm).where(qm.c.queue == self.queue_name, _DEAD)
             ).scalar_one()
         return [self._dead_letter_from_row(r) for r in rows], int(total)
 
@@ -269,9 +270,7 @@ class SqlJobQueue:
         with self.db.read() as conn:
             return int(
                 conn.execute(
-                    select(func.count())
-                    .select_from(qm)
-                    .where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(False))
+                    select(func.count()).select_from(qm).where(qm.c.queue == self.queue_name, _LIVE)
                 ).scalar_one()
             )
 
@@ -280,9 +279,7 @@ class SqlJobQueue:
             return [
                 bytes(body)
                 for body in conn.execute(
-                    select(qm.c.body)
-                    .where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(False))
-                    .order_by(qm.c.seq)
+                    select(qm.c.body).where(qm.c.queue == self.queue_name, _LIVE).order_by(qm.c.seq)
                 ).scalars()
             ]
 
