@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
@@ -52,16 +53,13 @@ def contract_queues() -> dict[tuple[float, int], str]:
     }
 
 
-def _empty(connection_string: str, queue: str) -> None:
-    """Remove whatever an earlier test left: scheduled messages are cancelled, the others and
-    the dead letters received and deleted."""
-    from azure.servicebus import (
-        ServiceBusClient,
-        ServiceBusMessageState,
-        ServiceBusReceiveMode,
-        ServiceBusSubQueue,
-    )
+def empty_queue(connection_string: str, queue: str, lock_seconds: float = 60.0) -> None:
+    """Remove whatever an earlier test left: scheduled messages are cancelled, the others and the
+    dead letters received and completed. A message still locked by an earlier receiver comes
+    back when its lock expires, so this waits up to a lock's duration for it."""
+    from azure.servicebus import ServiceBusClient, ServiceBusMessageState, ServiceBusSubQueue
 
+    deadline = time.monotonic() + lock_seconds + 5
     with ServiceBusClient.from_connection_string(connection_string) as client:
         with client.get_queue_receiver(queue) as peeker:
             scheduled = [
@@ -73,13 +71,12 @@ def _empty(connection_string: str, queue: str) -> None:
             with client.get_queue_sender(queue) as sender:
                 sender.cancel_scheduled_messages(scheduled)
         for sub_queue in (None, ServiceBusSubQueue.DEAD_LETTER):
-            with client.get_queue_receiver(
-                queue,
-                sub_queue=sub_queue,
-                receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE,
-            ) as receiver:
-                while receiver.receive_messages(max_message_count=100, max_wait_time=1):
-                    pass
+            with client.get_queue_receiver(queue, sub_queue=sub_queue) as receiver:
+                while receiver.peek_messages(1, sequence_number=1):
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"queue {queue} cannot be emptied")
+                    for message in receiver.receive_messages(100, max_wait_time=1):
+                        receiver.complete_message(message)
 
 
 @contextmanager
@@ -93,7 +90,7 @@ def servicebus_queues(_tmp_path: Path, _clock: Any) -> Iterator[Callable[[float,
         name = declared.get((lock, max_deliveries))
         if name is None:
             pytest.skip(f"no emulator queue has a {lock} s lock and {max_deliveries} deliveries")
-        _empty(connection_string, name)
+        empty_queue(connection_string, name, lock)
         return ServiceBusJobQueue.from_connection_string(
             connection_string, name, lock, max_deliveries
         )

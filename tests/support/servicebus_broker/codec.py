@@ -78,7 +78,13 @@ def _ms(seconds: float) -> timestamp:
     return timestamp(int(seconds * 1000))
 
 
-def render(stored: StoredMessage, locked_until: float | None, *, peeked: bool) -> bytes:
+# Service Bus's message states on a peeked message (x-opt-message-state).
+ACTIVE, SCHEDULED = 0, 2
+
+
+def render(
+    stored: StoredMessage, locked_until: float | None, *, peeked: bool, now: float = 0.0
+) -> bytes:
     """The stored message as the broker delivers or peeks it: Service Bus annotations, delivery
     count, and the dead-letter reason in the application properties.
 
@@ -95,6 +101,9 @@ def render(stored: StoredMessage, locked_until: float | None, *, peeked: bool) -
         annotations[symbol("x-opt-locked-until")] = _ms(locked_until)
     if stored.dead_letter_source is not None:
         annotations[symbol("x-opt-deadletter-source")] = stored.dead_letter_source
+    if peeked:
+        scheduled = stored.visible_at > now and stored.lock_token is None
+        annotations[symbol("x-opt-message-state")] = SCHEDULED if scheduled else ACTIVE
     message.annotations = annotations
     if stored.dead_letter is not None:
         properties: dict[Any, Any] = dict(message.properties or {})

@@ -43,6 +43,7 @@ class Management:
             "com.microsoft:renew-lock": (LISTEN, self._renew_lock),
             "com.microsoft:peek-message": (LISTEN, self._peek),
             "com.microsoft:schedule-message": (SEND, self._schedule),
+            "com.microsoft:cancel-scheduled-message": (SEND, self._cancel_scheduled),
             "com.microsoft:update-disposition": (LISTEN, self._update_disposition),
         }
 
@@ -79,8 +80,13 @@ class Management:
         found = self.store.peek(entity, start, count)
         if not found:
             return codec.reply(request, 204, "No messages")
+        now = self.store.clock()
         messages = [
-            {"message": codec.render(m, m.locked_until if m.lock_token else None, peeked=True)}
+            {
+                "message": codec.render(
+                    m, m.locked_until if m.lock_token else None, peeked=True, now=now
+                )
+            }
             for m in found
         ]
         return codec.reply(request, 200, "OK", {"messages": messages})
@@ -93,6 +99,12 @@ class Management:
             seq = self.store.enqueue(entity, raw, message_id, scheduled)
             numbers.append(-1 if seq is None else seq)
         return codec.reply(request, 200, "OK", {"sequence-numbers": numbers})
+
+    def _cancel_scheduled(self, entity: str, body: dict[str, Any], request: Message) -> Message:
+        value = body["sequence-numbers"]
+        numbers = value.elements if isinstance(value, Array) else value
+        self.store.cancel_scheduled(entity, [int(n) for n in numbers])
+        return codec.reply(request, 200, "OK", {})
 
     def _update_disposition(self, entity: str, body: dict[str, Any], request: Message) -> Message:
         status = str(body["disposition-status"])

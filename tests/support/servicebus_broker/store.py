@@ -242,6 +242,16 @@ class Store:
             self.peeked += len(page)
             return page
 
+    def cancel_scheduled(self, address: str, sequence_numbers: list[int]) -> None:
+        """Remove messages still waiting for their scheduled time; others are left alone."""
+        with self._lock:
+            queue = self.entity(address)
+            now = self.clock()
+            for seq in sequence_numbers:
+                stored = queue.messages.get(seq)
+                if stored is not None and stored.visible_at > now and stored.lock_token is None:
+                    del queue.messages[seq]
+
     def counts(self, address: str) -> tuple[int, int, int]:
         """(active, scheduled, dead-lettered) messages of a queue, as its runtime properties
         count them: a locked message is active, a scheduled one is not yet."""
