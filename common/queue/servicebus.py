@@ -25,7 +25,7 @@ from azure.servicebus import (
 )
 from azure.servicebus.exceptions import MessageSizeExceededError
 
-from common.errors import MessageNotFound, PermanentError, QueueUnavailable
+from common.errors import PermanentError, QueueUnavailable
 from common.queue import DeadLetter, OutgoingMessage, ReceivedMessage, fit_dead_letter_text
 from common.queue import servicebus_browse as browse
 from common.queue import servicebus_factories as factories
@@ -175,12 +175,6 @@ class ServiceBusJobQueue:
                     self._reset()
                 raise error from exc
 
-    @staticmethod
-    def _handle(message: ReceivedMessage) -> ServiceBusReceivedMessage:
-        if not isinstance(message.handle, ServiceBusReceivedMessage):
-            raise PermanentError(f"message {message.message_id} was not received from Service Bus")
-        return message.handle
-
     # The port.
 
     def send(self, messages: list[OutgoingMessage]) -> None:
@@ -212,23 +206,23 @@ class ServiceBusJobQueue:
         return mapping.received(found[0], self.lock_duration_seconds)
 
     def renew_lock(self, message: ReceivedMessage) -> datetime:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("renew lock"):
             until = self._get_receiver().renew_message_lock(handle)
         return mapping.naive_utc(until) or until
 
     def complete(self, message: ReceivedMessage) -> None:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("complete"):
             self._get_receiver().complete_message(handle)
 
     def abandon(self, message: ReceivedMessage) -> None:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("abandon"):
             self._get_receiver().abandon_message(handle)
 
     def dead_letter(self, message: ReceivedMessage, reason: str, description: str) -> None:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("dead-letter"):
             self._get_receiver().dead_letter_message(
                 handle,
@@ -250,19 +244,13 @@ class ServiceBusJobQueue:
                     page = browse.peek_page(self._get_dead_letters(), limit, offset)
         return [mapping.dead_letter(m) for m in page], total
 
-    def _sequence_number(self, dead_letter_id: str) -> int:
-        try:
-            return int(dead_letter_id)
-        except ValueError:
-            raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}") from None
-
     def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
-        seq = self._sequence_number(dead_letter_id)
+        seq = browse.sequence_number(dead_letter_id)
         with self._sdk("get dead letter"):
             return mapping.dead_letter(browse.peek_one(self._get_dead_letters(), seq))
 
     def resubmit_dead_letter(self, dead_letter_id: str) -> DeadLetter:
-        seq = self._sequence_number(dead_letter_id)
+        seq = browse.sequence_number(dead_letter_id)
 
         def send_copy(letter: ServiceBusReceivedMessage) -> None:
             self._get_sender().send_messages(mapping.resubmitted(letter, dead_letter_id))
@@ -272,7 +260,7 @@ class ServiceBusJobQueue:
             return mapping.dead_letter(browse.take(self._get_dead_letters(), seq, send_copy))
 
     def purge_dead_letter(self, dead_letter_id: str) -> DeadLetter:
-        seq = self._sequence_number(dead_letter_id)
+        seq = browse.sequence_number(dead_letter_id)
         with self._sdk("purge dead letter"):
             browse.peek_one(self._get_dead_letters(), seq)
             taken = browse.take(self._get_dead_letters(), seq, lambda _letter: None)

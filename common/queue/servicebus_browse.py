@@ -15,6 +15,14 @@ PEEK_PAGE = 250
 _RECEIVE_WAIT = 1.0
 
 
+def sequence_number(dead_letter_id: str) -> int:
+    """A dead letter's id is its sequence number in the dead-letter queue."""
+    try:
+        return int(dead_letter_id)
+    except ValueError:
+        raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}") from None
+
+
 def peek_all(receiver: ServiceBusReceiver) -> Iterator[ServiceBusReceivedMessage]:
     """Every message by sequence number, without locking. Service Bus may answer a peek with
     fewer messages than asked (a partitioned entity answers one partition's worth): only an

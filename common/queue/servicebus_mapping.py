@@ -99,6 +99,13 @@ def resubmitted(letter: ServiceBusReceivedMessage, letter_id: str) -> ServiceBus
     )
 
 
+def handle_of(message: ReceivedMessage) -> ServiceBusReceivedMessage:
+    """The SDK's message behind a port message, to settle or renew it."""
+    if not isinstance(message.handle, ServiceBusReceivedMessage):
+        raise PermanentError(f"message {message.message_id} was not received from Service Bus")
+    return message.handle
+
+
 def received(message: ServiceBusReceivedMessage, lock_duration_seconds: float) -> ReceivedMessage:
     """A received message. The SDK passes on the AMQP header's count of *prior* deliveries (0 the
     first time; the SDK's live tests assert it); the port counts this delivery too, as the
