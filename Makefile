@@ -11,7 +11,7 @@ DEV := $(VENV)/.installed-dev
 PYTEST_ARGS ?= -m "not slow"
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: install run test azurite odbc browser lint format bench clean
+.PHONY: install run test test-live azurite tsql odbc browser lint format bench clean
 
 # Bytecode is written by the first start, for the modules the service imports, not by pip for
 # every module installed. pyarrow's wheel carries Arrow Flight, the S3 filesystem, C++ headers
@@ -44,6 +44,16 @@ $(AZURITE):
 
 azurite: $(AZURITE)
 
+# The T-SQL grammar the SQL Server statement checks parse with (tests/support/tsql/); the
+# runtime pinned below it, since newer ones do not load.
+TSQL_GRAMMAR := .tools/tsql/node_modules/.installed-antlr4ts-sql-1.1.0
+
+$(TSQL_GRAMMAR):
+	npm install --prefix .tools/tsql antlr4ts-sql@1.1.0 antlr4ts@0.5.0-alpha.4 --no-audit --no-fund --loglevel=error
+	@touch $@
+
+tsql: $(TSQL_GRAMMAR)
+
 # unixODBC and PostgreSQL's ODBC driver carry the SQL Server bulk-path tests; installed when
 # this runs as root on Debian/Ubuntu, otherwise those tests skip (and fail in CI).
 odbc:
@@ -62,8 +72,19 @@ browser:
 	            apt-get install -y -qq chromium >/dev/null; }; } \
 	  || echo "note: install chromium to run the dashboard's browser tests"
 
-test: $(DEV) $(AZURITE) odbc browser
+test: $(DEV) $(AZURITE) $(TSQL_GRAMMAR) odbc browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The contract suites, the tour and the SQL Server suite against the compose stack
+# (docs/deployment.md): `docker compose up -d sqlserver azurite servicebus` first.
+TEST_SERVICEBUS_CONNECTION_STRING ?= Endpoint=sb://localhost;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true;
+TEST_AZURE_STORAGE_CONNECTION_STRING ?= DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://localhost:10000/devstoreaccount1;
+TEST_MSSQL_URL ?= mssql+pyodbc://sa:$${MSSQL_SA_PASSWORD:-Ingest-Dev-Passw0rd}@localhost:1433/ingest?driver=ODBC+Driver+18+for+SQL+Server&TrustServerCertificate=yes
+test-live: $(DEV) $(AZURITE) $(TSQL_GRAMMAR)
+	TEST_SERVICEBUS_CONNECTION_STRING='$(TEST_SERVICEBUS_CONNECTION_STRING)' \
+	TEST_AZURE_STORAGE_CONNECTION_STRING='$(TEST_AZURE_STORAGE_CONNECTION_STRING)' \
+	TEST_MSSQL_URL="$(TEST_MSSQL_URL)" INGEST_REQUIRE_SERVICES=1 \
+	$(BIN)/python -m pytest tests/contract tests/live $(PYTEST_ARGS)
 
 # Figures, not pass/fail: the service against psql \copy, executemany and read_csv + to_sql.
 bench: $(DEV)

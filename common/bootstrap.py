@@ -26,7 +26,8 @@ class Services:
     queue: JobQueue
     jobs: JobStore
     rejections: RejectionStore
-    retry: RetryPolicy
+    retry: RetryPolicy  # a worker's retries in place: a few, then the message is handed back
+    request_retry: RetryPolicy  # an API request's: until its deadline, then 503
     dead_letters: DeadLetters
 
     def close(self) -> None:
@@ -64,6 +65,7 @@ def build_services(
     queue: JobQueue | None = None,
     retry: RetryPolicy | None = None,
 ) -> Services:
+    """``retry``, when given, replaces both retry policies (tests pass one that never waits)."""
     db = Database.from_url(settings.sqlalchemy_url)
     blob = blob or build_blob_store(settings)
     for container in (settings.blob_container_name_historic, settings.blob_container_name_backup):
@@ -81,5 +83,11 @@ def build_services(
         retry=retry
         or RetryPolicy(
             attempts=settings.retry_attempts, max_wait_seconds=settings.retry_max_wait_seconds
+        ),
+        request_retry=retry
+        or RetryPolicy(
+            attempts=None,
+            max_wait_seconds=settings.retry_max_wait_seconds,
+            deadline_seconds=settings.request_retry_seconds,
         ),
     )

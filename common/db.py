@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,10 +19,42 @@ from common.errors import ConcurrentUpdate, DatabaseUnavailable, IngestError, Pe
 
 log = structlog.get_logger("ingest.db")
 
-# SQL Server error numbers worth another try: deadlock, throttling, failover, dropped links.
+# SQL Server error numbers worth another try: lock shortages, deadlocks, lock timeouts,
+# throttling, failovers and reconfigurations, dropped links. The list of Microsoft.Data.SqlClient's
+# configurable retry logic (SqlConfigurableRetryFactory), which follows Azure SQL's documented
+# transient errors.
 MSSQL_TRANSIENT_CODES = frozenset(
-    {1205, 40501, 40613, 49918, 49919, 49920, 4060, 10928, 10929, 40197, 233, 10053, 10054, 10060}
+    {
+        1204,  # cannot obtain a LOCK resource at this time
+        1205,  # chosen as the deadlock victim
+        1222,  # lock request time out period exceeded
+        4060,  # cannot open database requested by the login
+        4221,  # login to read-secondary failed, replica recycled
+        40143,  # the service has encountered an error processing your request
+        40197,  # the service has encountered an error processing your request (failover)
+        40501,  # the service is currently busy
+        40540,  # the service has encountered an error processing your request
+        40613,  # database is not currently available
+        49918,  # not enough resources to process request
+        49919,  # too many create or update operations in progress
+        49920,  # too many operations in progress
+        10928,  # resource limit reached
+        10929,  # server too busy for the resource guarantee
+        233,  # error during login (no process on the other end of the pipe)
+        997,  # error during login (overlapped I/O in progress)
+        10053,  # connection aborted by the host
+        10054,  # connection forcibly closed by the remote host
+        10060,  # connection attempt timed out
+    }
 )
+# SQL Server: a key inserted by another writer first (primary key, unique index).
+MSSQL_DUPLICATE_KEY_CODES = frozenset({2627, 2601})
+# ODBC SQLSTATEs of a dropped or timed-out link (communication link failure, unable to
+# connect, timeout expired) and of a serialization failure.
+ODBC_TRANSIENT_SQLSTATES = frozenset({"08S01", "08001", "08004", "HYT00", "HYT01", "40001"})
+# pyodbc words each diagnostic record "[SQLSTATE] message (native error) (function)", further
+# records after "; ".
+_NATIVE_ERROR = re.compile(r"\((-?\d+)\)(?: \(\w+\))?(?=;|\s*$)")
 # PostgreSQL SQLSTATE classes and codes worth another try.
 PG_TRANSIENT_PREFIXES = ("08", "53", "57P", "40")
 PG_UNIQUE_VIOLATION = "23505"
@@ -32,12 +65,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def _mssql_code(orig: BaseException) -> int | None:
+def _is_pyodbc_error(orig: BaseException) -> bool:
+    return type(orig).__module__ == "pyodbc"
+
+
+def mssql_error_numbers(message: str) -> list[int]:
+    """The native error numbers of every diagnostic record in a pyodbc error message."""
+    return [int(n) for n in _NATIVE_ERROR.findall(message)]
+
+
+def _translate_odbc(orig: BaseException, message: str) -> IngestError | None:
+    """SQL Server's answer through pyodbc, by native error number and SQLSTATE; None when
+    neither says more than the exception class does."""
     args = getattr(orig, "args", ())
-    text = " ".join(str(a) for a in args)
-    for code in MSSQL_TRANSIENT_CODES:
-        if f"({code})" in text or f"[{code}]" in text:
-            return code
+    sqlstate = str(args[0]) if args else ""
+    numbers = set(mssql_error_numbers(str(args[-1]) if args else ""))
+    if numbers & MSSQL_DUPLICATE_KEY_CODES:
+        return ConcurrentUpdate(f"another writer inserted the same key first: {message}")
+    if numbers & MSSQL_TRANSIENT_CODES or sqlstate in ODBC_TRANSIENT_SQLSTATES:
+        return DatabaseUnavailable(f"database temporarily unavailable: {message}")
+    if numbers:
+        return PermanentError(f"database error: {message}")
     return None
 
 
@@ -56,8 +104,10 @@ def translate_db_error(exc: BaseException) -> IngestError:
         if sqlstate.startswith(PG_TRANSIENT_PREFIXES):
             return DatabaseUnavailable(f"database temporarily unavailable: {message}")
         return PermanentError(f"database error: {message}")
-    if _mssql_code(orig) is not None:
-        return DatabaseUnavailable(f"database temporarily unavailable: {message}")
+    if _is_pyodbc_error(orig):
+        found = _translate_odbc(orig, message)
+        if found is not None:
+            return found
     if isinstance(exc, sa_exc.IntegrityError):
         if "UNIQUE" in message.upper() or "PRIMARY KEY" in message.upper():
             return ConcurrentUpdate(f"another writer inserted the same key first: {message}")

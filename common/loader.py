@@ -19,7 +19,18 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from sqlalchemy import BigInteger, Connection, Select, bindparam, cast, column, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Select,
+    bindparam,
+    cast,
+    column,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from common.errors import PermanentError
@@ -43,23 +54,35 @@ class LoadResult:
     rejected: list[Rejection]
 
 
-def existing_ids_query(table: str, dialect: str) -> Select[Any]:
-    """``SELECT id FROM table WHERE id IN (:ids)`` for any number of ids, as one parameter:
-    an array on PostgreSQL, a JSON array on SQLite (``json_each``) and SQL Server (``OPENJSON``)."""
+def id_in(table: str, dialect: str) -> ColumnElement[bool]:
+    """``id IN (:ids)`` for any number of ids as one parameter (SQL Server takes at most 2,100
+    per request): an array on PostgreSQL, a JSON array on SQLite (``json_each``) and SQL Server
+    (``OPENJSON``); see :func:`ids_parameter`."""
     ids = data_tables[table].c.id
     if dialect == "postgresql":
-        return select(ids).where(ids == func.any(bindparam("ids", type_=ARRAY(BigInteger))))
+        return ids == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
     if dialect == "mssql":
         values = select(cast(column("value"), BigInteger)).select_from(
             func.openjson(bindparam("ids"))
         )
     else:
         values = select(column("value")).select_from(func.json_each(bindparam("ids")))
-    return select(ids).where(ids.in_(values.scalar_subquery()))
+    return ids.in_(values.scalar_subquery())
+
+
+def ids_parameter(dialect: str, ids: list[int]) -> Any:
+    """The value of ``:ids`` in :func:`id_in`."""
+    return ids if dialect == "postgresql" else orjson.dumps(ids).decode()
+
+
+def existing_ids_query(table: str, dialect: str) -> Select[Any]:
+    """``SELECT id FROM table WHERE id IN (:ids)``, the ids as one parameter."""
+    return select(data_tables[table].c.id).where(id_in(table, dialect))
 
 
 def _existing(conn: Connection, table: str, candidates: pa.Array) -> pa.Array:
-    """Ids of ``table`` among ``candidates`` (possibly with others near them)."""
+    """Ids of ``table`` among ``candidates``, possibly with others between them: use it as a
+    ``value_set`` for the candidates, never count it."""
     unique = pc.unique(candidates)
     bounds = pc.min_max(unique)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
@@ -68,12 +91,15 @@ def _existing(conn: Connection, table: str, candidates: pa.Array) -> pa.Array:
         ids = data_tables[table].c.id
         found = conn.execute(select(ids).where(ids.between(low, high))).scalars()
         return pa.array(list(found), pa.int64())
-    if conn.dialect.name == "postgresql":
-        param: Any = unique.to_pylist()
-    else:
-        param = orjson.dumps(unique.to_pylist()).decode()
+    param = ids_parameter(conn.dialect.name, unique.to_pylist())
     found = conn.execute(existing_ids_query(table, conn.dialect.name), {"ids": param}).scalars()
     return pa.array(list(found), pa.int64())
+
+
+def _present(conn: Connection, table: str, ids: pa.Array) -> int:
+    """How many of ``ids`` (distinct) are in ``table``."""
+    unique = pc.unique(ids)
+    return int(pc.sum(pc.is_in(unique, value_set=_existing(conn, table, unique))).as_py() or 0)
 
 
 def _copy_postgresql(conn: Connection, table_name: str, table: pa.Table) -> int:
@@ -116,9 +142,9 @@ def _fast_executemany(conn: Connection, table_name: str, table: pa.Table) -> int
         fast_insert(cursor, table_name, table.column_names, rows_of(table), timestamps)
     finally:
         cursor.close()
-    # fast_executemany's row count is not to be trusted: count what arrived instead.
-    ids = table.column("id").combine_chunks()
-    return len(_existing(conn, table_name, ids))
+    # fast_executemany's row count is not to be trusted: count which of the rows' ids arrived
+    # (the rows' ids only: other ids in the same range may have been there before).
+    return _present(conn, table_name, table.column("id").combine_chunks())
 
 
 def bulk_insert(conn: Connection, table_name: str, table: pa.Table) -> int:
@@ -162,12 +188,11 @@ def load_rows(
     if on_conflict == ON_CONFLICT_UPDATE:
         replace = pc.and_not(present, refused_mask)
         if pc.any(replace).as_py():
-            target = data_tables[spec.name]
-            replaced = ids.filter(replace).to_pylist()
-            for start in range(0, len(replaced), 10_000):
-                updated += conn.execute(
-                    delete(target).where(target.c.id.in_(replaced[start : start + 10_000]))
-                ).rowcount
+            dialect = conn.dialect.name
+            replaced = ids_parameter(dialect, ids.filter(replace).to_pylist())
+            updated = conn.execute(
+                delete(data_tables[spec.name]).where(id_in(spec.name, dialect)), {"ids": replaced}
+            ).rowcount
     else:
         errors[id_col] = present
         refused_mask = pc.or_(refused_mask, present)

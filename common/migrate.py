@@ -12,11 +12,33 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
 from common.db import Database
+from common.errors import PermanentError
 from common.settings import load_settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of the service.
 _PG_LOCK_KEY = 7_406_118_512
+# SQL Server: an application lock held by the session; sp_getapplock's return status says
+# whether it was granted (0, or 1 after waiting) or not (-1 timeout, -2 cancelled, -3 chosen
+# as deadlock victim, -999 bad call), so it is selected and checked.
+MSSQL_TAKE_LOCK = (
+    "SET NOCOUNT ON; DECLARE @status INT; "
+    "EXEC @status = sp_getapplock @Resource = 'ingest-migrations', @LockMode = 'Exclusive', "
+    "@LockOwner = 'Session', @LockTimeout = 600000; SELECT @status"
+)
+MSSQL_RELEASE_LOCK = (
+    "EXEC sp_releaseapplock @Resource = 'ingest-migrations', @LockOwner = 'Session'"
+)
+
+
+def check_applock_status(status: int | None) -> None:
+    """Raise unless ``sp_getapplock`` granted the lock."""
+    if status is None or status < 0:
+        meaning = {-1: "timed out", -2: "was cancelled", -3: "was chosen as deadlock victim"}
+        why = meaning.get(status or -999, "was refused")
+        raise PermanentError(
+            f"the schema was not upgraded: the migration lock {why} (sp_getapplock {status})"
+        )
 
 
 def _config(conn: Connection) -> Config:
@@ -49,12 +71,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()
         elif db.dialect == "mssql":
-            conn.execute(
-                text(
-                    "EXEC sp_getapplock @Resource = 'ingest-migrations', "
-                    "@LockMode = 'Exclusive', @LockOwner = 'Session', @LockTimeout = 600000"
-                )
-            )
+            check_applock_status(conn.execute(text(MSSQL_TAKE_LOCK)).scalar())
             conn.commit()
         elif db.dialect == "sqlite":
             conn.execution_options(sqlite_begin="IMMEDIATE")
@@ -66,12 +83,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
                 conn.commit()
             elif db.dialect == "mssql":
-                conn.execute(
-                    text(
-                        "EXEC sp_releaseapplock @Resource = 'ingest-migrations', "
-                        "@LockOwner = 'Session'"
-                    )
-                )
+                conn.execute(text(MSSQL_RELEASE_LOCK))
                 conn.commit()
 
 

@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     receive_wait_seconds: float = Field(default=1.0, gt=0)
     retry_attempts: int = Field(default=4, ge=1)
     retry_max_wait_seconds: float = Field(default=5.0, ge=0)
+    request_retry_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long an API request retries a transient database failure (jittered "
+        "back-off) before answering 503 with Retry-After.",
+    )
 
     transient_backoff_seconds: float = Field(
         default=1.0, ge=0, description="First wait before a failed delivery is handed back."

@@ -62,7 +62,7 @@ def insert_rows(
                 raise _restoring(gates.marked(gated))
             return write_rows(conn, spec, rows, on_conflict, batch_id=batch_id)
 
-    committed = services.retry.call(transaction)
+    committed = services.request_retry.call(transaction)
     log_rejections(committed.rejected, batch_id=batch_id, table=table)
     return BatchOut(
         batch_id=batch_id,

@@ -35,14 +35,21 @@ log = structlog.get_logger("ingest.backup")
 
 PAGE_ROWS = 10_000
 
+# The isolation level that reads one snapshot of every table: PostgreSQL's REPEATABLE READ is
+# snapshot isolation; SQL Server's REPEATABLE READ is not (each page would see rows committed
+# since the last), its SNAPSHOT is (Azure SQL allows it by default; SQL Server needs
+# ALTER DATABASE … SET ALLOW_SNAPSHOT_ISOLATION ON). SQLite's WAL readers see a snapshot anyway.
+SNAPSHOT_ISOLATION = {"postgresql": "REPEATABLE READ", "mssql": "SNAPSHOT"}
+
 
 @contextmanager
 def snapshot(db: Database) -> Iterator[Connection]:
     """A read transaction that sees one state of every table, however long it lasts."""
     try:
         with db.engine.connect() as conn:
-            if db.dialect == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            level = SNAPSHOT_ISOLATION.get(db.dialect)
+            if level is not None:
+                conn = conn.execution_options(isolation_level=level)
             with conn.begin():
                 yield conn
     except DRIVER_ERRORS as exc:

@@ -13,6 +13,19 @@ from datetime import datetime
 from typing import Any, Protocol
 
 MAX_DELIVERY_REASON = "MaxDeliveryCountExceeded"
+# Service Bus takes dead-letter reasons and descriptions of up to 4,096 characters (UTF-16 code
+# units, as the .NET and JavaScript SDKs count them before refusing longer ones).
+MAX_DEAD_LETTER_TEXT = 4096
+
+
+def fit_dead_letter_text(text: str) -> str:
+    """``text`` cut to :data:`MAX_DEAD_LETTER_TEXT`, ending in "…" when cut."""
+    units = text.encode("utf-16-le")
+    if len(units) <= 2 * MAX_DEAD_LETTER_TEXT:
+        return text
+    # Room for the ellipsis; a surrogate pair cut in two is dropped whole.
+    kept = units[: 2 * (MAX_DEAD_LETTER_TEXT - 1)].decode("utf-16-le", errors="ignore")
+    return kept + "…"
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,9 @@ class JobQueue(Protocol):
     lock_duration_seconds: float
 
     def send(self, messages: list[OutgoingMessage]) -> None:
-        """Enqueue ``messages`` (all or none where the broker allows)."""
+        """Enqueue ``messages``, in as many batches as the broker's size limit needs. A failure
+        may leave the first batches sent; sending them again is safe where the broker drops
+        repeated message ids (Service Bus duplicate detection)."""
 
     def receive(self, max_wait_seconds: float) -> ReceivedMessage | None:
         """Lock and return the next visible message, waiting up to ``max_wait_seconds``."""
@@ -80,10 +95,12 @@ class JobQueue(Protocol):
         """Release the lock so that the message is delivered again."""
 
     def dead_letter(self, message: ReceivedMessage, reason: str, description: str) -> None:
-        """Move the message to the dead-letter queue with a reason and a description."""
+        """Move the message to the dead-letter queue with a reason and a description (each cut
+        with :func:`fit_dead_letter_text`)."""
 
     def list_dead_letters(self, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
-        """A page of dead letters, oldest first, and how many there are in all."""
+        """A page of dead letters, oldest first, and how many there are in all. Reading the page
+        reads no dead letter past it."""
 
     def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
         """One dead letter by id."""
@@ -95,14 +112,15 @@ class JobQueue(Protocol):
         """Remove a dead letter for good; return what was removed."""
 
     def active_count(self) -> int:
-        """Messages waiting or locked in the queue (not dead letters)."""
+        """Messages waiting, scheduled or locked in the queue (not dead letters)."""
 
     def peek_active(self) -> list[bytes]:
         """The bodies of every message in the queue (waiting, scheduled or locked; not the dead
         letters), read without locking or counting a delivery."""
 
     def ping(self) -> None:
-        """Raise :class:`QueueUnavailable` unless the broker answers."""
+        """Raise :class:`QueueUnavailable` unless the broker answers. Needs only the right to
+        send, so that a send-only process (the API) can tell it is ready."""
 
     def close(self) -> None:
         """Release connections."""

@@ -1,9 +1,11 @@
 """The job queue on Azure Service Bus: peek-lock receive, lock renewal, dead-letter sub-queue.
 
-One client, one sender, one receiver and one dead-letter receiver per instance, each made on
-first use; nothing connects at construction. The SDK's handlers are not thread-safe and the
-worker renews locks from a background thread, so every SDK call holds one lock. SDK errors
-become the project's errors here and nowhere else (see ``servicebus_mapping``).
+One client and at most three handlers (sender, receiver, dead-letter receiver), each opened on
+first use, each its own AMQP connection; sending never opens a receiver, so a send-only
+identity can send. The SDK's handlers are not thread-safe and the worker renews locks from a
+background thread, so every SDK call holds one lock. SDK errors become the project's errors
+here and nowhere else (``servicebus_mapping``). Counts come from the administration API where
+the identity may read them (``servicebus_counts``), else from peeking.
 """
 
 from __future__ import annotations
@@ -21,16 +23,19 @@ from azure.servicebus import (
     ServiceBusSender,
     ServiceBusSubQueue,
 )
+from azure.servicebus.exceptions import MessageSizeExceededError
 
-from common.errors import MessageNotFound, PermanentError, QueueUnavailable
-from common.queue import DeadLetter, OutgoingMessage, ReceivedMessage
+from common.errors import PermanentError, QueueUnavailable
+from common.queue import DeadLetter, OutgoingMessage, ReceivedMessage, fit_dead_letter_text
+from common.queue import servicebus_browse as browse
+from common.queue import servicebus_factories as factories
 from common.queue import servicebus_mapping as mapping
+from common.queue.servicebus_counts import RuntimeCounts
+from common.queue.servicebus_factories import AdminFactory
 
 if TYPE_CHECKING:
     from common.settings import Settings
 
-_PEEK_PAGE = 250
-_DEAD_LETTER_RECEIVE_WAIT = 1.0
 _MIN_WAIT = 0.05
 
 
@@ -38,8 +43,13 @@ class ServiceBusJobQueue:
     """A :class:`~common.queue.JobQueue` on one Service Bus queue.
 
     ``lock_duration_seconds`` and ``max_delivery_count`` describe the queue as configured in
-    Service Bus (the broker enforces them); they must match it.
+    Service Bus (the broker enforces them); they must match it. ``admin_factory`` makes the
+    administration client that counts messages; without one, counting peeks.
     """
+
+    # AMQP connections one instance holds at most: the sender, the receiver and the
+    # dead-letter receiver (the Service Bus emulator accepts about ten in all).
+    MAX_CONNECTIONS = 3
 
     def __init__(
         self,
@@ -48,15 +58,16 @@ class ServiceBusJobQueue:
         lock_duration_seconds: float = 60.0,
         max_delivery_count: int = 10,
         *,
+        admin_factory: AdminFactory | None = None,
         secrets: tuple[str, ...] = (),
     ) -> None:
         self.queue_name = queue_name
         self.lock_duration_seconds = lock_duration_seconds
         self.max_delivery_count = max_delivery_count
         self._client_factory = client_factory
+        self._counts = RuntimeCounts(admin_factory, queue_name)
         self._secrets = secrets
         self._lock = threading.RLock()
-        self._opened: list[ServiceBusSender | ServiceBusReceiver] = []
         self._client: ServiceBusClient | None = None
         self._sender: ServiceBusSender | None = None
         self._receiver: ServiceBusReceiver | None = None
@@ -69,15 +80,20 @@ class ServiceBusJobQueue:
         queue_name: str,
         lock_duration_seconds: float = 60.0,
         max_delivery_count: int = 10,
+        *,
+        admin_factory: AdminFactory | None = None,
         **client_options: Any,
     ) -> ServiceBusJobQueue:
-        """``client_options`` go to the SDK client (e.g. ``retry_total``)."""
+        """``client_options`` go to the SDK client (e.g. ``retry_total``); without an
+        ``admin_factory``, one is made from the connection string (none for the emulator)."""
+        made = factories.by_connection_string(connection_string, **client_options)
         return cls(
-            lambda: ServiceBusClient.from_connection_string(connection_string, **client_options),
+            made.client,
             queue_name,
             lock_duration_seconds,
             max_delivery_count,
-            secrets=mapping.secret_parts(connection_string),
+            admin_factory=admin_factory or made.admin,
+            secrets=made.secrets,
         )
 
     @classmethod
@@ -96,14 +112,13 @@ class ServiceBusJobQueue:
                 "Service Bus is not configured: set SERVICEBUS_CONNECTION_STRING or "
                 "SERVICEBUS_FULLY_QUALIFIED_NAMESPACE"
             )
-
-        def client() -> ServiceBusClient:
-            from azure.identity import DefaultAzureCredential
-
-            return ServiceBusClient(namespace, DefaultAzureCredential())
-
+        made = factories.by_namespace(namespace)
         return cls(
-            client, settings.queue_name, settings.lock_duration_seconds, settings.max_delivery_count
+            made.client,
+            settings.queue_name,
+            settings.lock_duration_seconds,
+            settings.max_delivery_count,
+            admin_factory=made.admin,
         )
 
     # Handlers, made on first use; any connection failure drops them all so the next call
@@ -114,41 +129,34 @@ class ServiceBusJobQueue:
             self._client = self._client_factory()
         return self._client
 
-    def _open_main(self) -> tuple[ServiceBusSender, ServiceBusReceiver]:
-        """The sender and the receiver, opened together on first use: each has a connection of
-        its own that the SDK sets up one frame per poll, so opening both at once halves the wait."""
-        if self._sender is None or self._receiver is None:
-            client = self._get_client()
-            sender = client.get_queue_sender(self.queue_name)
-            receiver = client.get_queue_receiver(self.queue_name)
-            self._opened += [sender, receiver]
-            # Entering a handler opens it (the SDK's context-manager protocol).
-            mapping.in_parallel([sender.__enter__, receiver.__enter__])
-            self._sender, self._receiver = sender, receiver
-        return self._sender, self._receiver
-
     def _get_sender(self) -> ServiceBusSender:
-        return self._open_main()[0]
+        if self._sender is None:
+            sender = self._get_client().get_queue_sender(self.queue_name)
+            # Entering a handler opens it (the SDK's context-manager protocol).
+            self._sender = sender.__enter__()
+        return self._sender
 
     def _get_receiver(self) -> ServiceBusReceiver:
-        return self._open_main()[1]
+        if self._receiver is None:
+            receiver = self._get_client().get_queue_receiver(self.queue_name)
+            self._receiver = receiver.__enter__()
+        return self._receiver
 
     def _get_dead_letters(self) -> ServiceBusReceiver:
         if self._dead_letters is None:
             receiver = self._get_client().get_queue_receiver(
                 self.queue_name, sub_queue=ServiceBusSubQueue.DEAD_LETTER
             )
-            self._opened.append(receiver)
             self._dead_letters = receiver.__enter__()
         return self._dead_letters
 
     def _reset(self) -> None:
-        opened, client = self._opened, self._client
-        self._opened = []
+        opened = [h for h in (self._sender, self._receiver, self._dead_letters) if h is not None]
+        client = self._client
         self._client = self._sender = self._receiver = self._dead_letters = None
         # Closing a broken connection may fail; there is nothing left to keep.
         with suppress(Exception):
-            mapping.in_parallel([h.close for h in opened])  # each close waits on its own connection
+            mapping.in_parallel([h.close for h in opened])  # each close waits on its own link
         if client is not None:
             with suppress(Exception):
                 client.close()
@@ -167,24 +175,30 @@ class ServiceBusJobQueue:
                     self._reset()
                 raise error from exc
 
-    @staticmethod
-    def _handle(message: ReceivedMessage) -> ServiceBusReceivedMessage:
-        if not isinstance(message.handle, ServiceBusReceivedMessage):
-            raise PermanentError(f"message {message.message_id} was not received from Service Bus")
-        return message.handle
-
     # The port.
 
     def send(self, messages: list[OutgoingMessage]) -> None:
         if not messages:
             return
         with self._sdk("send"):
-            self._get_sender().send_messages([mapping.outgoing(m) for m in messages])
+            sender = self._get_sender()
+            batch = sender.create_message_batch()  # as large as the tier allows (256 KB Standard)
+            for message in messages:
+                outgoing = mapping.outgoing(message)
+                try:
+                    batch.add_message(outgoing)
+                except MessageSizeExceededError:
+                    if len(batch) == 0:
+                        raise  # one message larger than the tier allows
+                    sender.send_messages(batch)
+                    batch = sender.create_message_batch()
+                    batch.add_message(outgoing)
+            if len(batch):
+                sender.send_messages(batch)
 
     def receive(self, max_wait_seconds: float) -> ReceivedMessage | None:
         with self._sdk("receive"):
-            receiver = self._get_receiver()
-            found = receiver.receive_messages(
+            found = self._get_receiver().receive_messages(
                 max_message_count=1, max_wait_time=max(max_wait_seconds, _MIN_WAIT)
             )
         if not found:
@@ -192,115 +206,88 @@ class ServiceBusJobQueue:
         return mapping.received(found[0], self.lock_duration_seconds)
 
     def renew_lock(self, message: ReceivedMessage) -> datetime:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("renew lock"):
             until = self._get_receiver().renew_message_lock(handle)
         return mapping.naive_utc(until) or until
 
     def complete(self, message: ReceivedMessage) -> None:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("complete"):
             self._get_receiver().complete_message(handle)
 
     def abandon(self, message: ReceivedMessage) -> None:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("abandon"):
             self._get_receiver().abandon_message(handle)
 
     def dead_letter(self, message: ReceivedMessage, reason: str, description: str) -> None:
-        handle = self._handle(message)
+        handle = mapping.handle_of(message)
         with self._sdk("dead-letter"):
             self._get_receiver().dead_letter_message(
-                handle, reason=reason, error_description=description
+                handle,
+                reason=fit_dead_letter_text(reason),
+                error_description=fit_dead_letter_text(description),
             )
 
-    def _peek_all(self, receiver: ServiceBusReceiver) -> Iterator[ServiceBusReceivedMessage]:
-        # Service Bus may answer with fewer messages than asked (a partitioned entity answers
-        # one partition's worth): only an empty answer means the end.
-        next_seq = 1
-        while True:
-            page = receiver.peek_messages(_PEEK_PAGE, sequence_number=next_seq)
-            if not page:
-                return
-            yield from page
-            next_seq = max(m.sequence_number or 0 for m in page) + 1
-
     def list_dead_letters(self, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
+        counts = self._counts.get()
         with self._sdk("list dead letters"):
-            letters = list(self._peek_all(self._get_dead_letters()))
-        page = letters[offset : offset + limit] if limit > 0 else []
-        return [mapping.dead_letter(m) for m in page], len(letters)
-
-    def _sequence_number(self, dead_letter_id: str) -> int:
-        try:
-            seq = int(dead_letter_id)
-        except ValueError:
-            raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}") from None
-        if not 0 < seq < 2**63:  # sequence numbers are positive 64-bit integers
-            raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}")
-        return seq
+            if counts is None:  # only peeking them all counts them
+                every = list(browse.peek_all(self._get_dead_letters()))
+                page = every[offset : offset + limit] if limit > 0 else []
+                total = len(every)
+            else:
+                total = counts.dead_lettered
+                page = []
+                if offset < total:
+                    page = browse.peek_page(self._get_dead_letters(), limit, offset)
+        return [mapping.dead_letter(m) for m in page], total
 
     def get_dead_letter(self, dead_letter_id: str) -> DeadLetter:
-        seq = self._sequence_number(dead_letter_id)
+        seq = browse.sequence_number(dead_letter_id)
         with self._sdk("get dead letter"):
-            found = self._get_dead_letters().peek_messages(1, sequence_number=max(seq, 1))
-        if not found or found[0].sequence_number != seq:
-            raise MessageNotFound(f"no dead letter with id {dead_letter_id!r}")
-        return mapping.dead_letter(found[0])
-
-    def _take_dead_letter(
-        self, dead_letter_id: str, action: Callable[[ServiceBusReceivedMessage], None]
-    ) -> DeadLetter:
-        """Lock the dead letter, run ``action`` on it, then complete it. Dead letters ahead of it
-        are locked on the way and abandoned afterwards (their delivery count goes up by one)."""
-        self.get_dead_letter(dead_letter_id)
-        seq = self._sequence_number(dead_letter_id)
-        receiver = self._get_dead_letters()
-        held: list[ServiceBusReceivedMessage] = []
-        try:
-            while True:
-                batch = receiver.receive_messages(
-                    max_message_count=10, max_wait_time=_DEAD_LETTER_RECEIVE_WAIT
-                )
-                if not batch:
-                    raise MessageNotFound(
-                        f"dead letter {dead_letter_id} is gone or held by another receiver"
-                    )
-                held.extend(batch)
-                target = next((m for m in batch if m.sequence_number == seq), None)
-                if target is not None:
-                    action(target)
-                    receiver.complete_message(target)
-                    held.remove(target)
-                    return mapping.dead_letter(target)
-        finally:
-            for other in held:
-                with suppress(Exception):  # its lock expires anyway
-                    receiver.abandon_message(other)
+            return mapping.dead_letter(browse.peek_one(self._get_dead_letters(), seq))
 
     def resubmit_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        seq = browse.sequence_number(dead_letter_id)
+
         def send_copy(letter: ServiceBusReceivedMessage) -> None:
             self._get_sender().send_messages(mapping.resubmitted(letter, dead_letter_id))
 
         with self._sdk("resubmit dead letter"):
-            return self._take_dead_letter(dead_letter_id, send_copy)
+            browse.peek_one(self._get_dead_letters(), seq)
+            return mapping.dead_letter(browse.take(self._get_dead_letters(), seq, send_copy))
 
     def purge_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        seq = browse.sequence_number(dead_letter_id)
         with self._sdk("purge dead letter"):
-            return self._take_dead_letter(dead_letter_id, lambda _letter: None)
+            browse.peek_one(self._get_dead_letters(), seq)
+            taken = browse.take(self._get_dead_letters(), seq, lambda _letter: None)
+        return mapping.dead_letter(taken)
 
     def active_count(self) -> int:
+        counts = self._counts.get()
+        if counts is not None:
+            return counts.active + counts.scheduled
         with self._sdk("count messages"):
-            return sum(1 for _ in self._peek_all(self._get_receiver()))
+            return sum(1 for _ in browse.peek_all(self._get_receiver()))
 
     def peek_active(self) -> list[bytes]:
         with self._sdk("peek messages"):
-            return [mapping.body_of(m) for m in self._peek_all(self._get_receiver())]
+            return [mapping.body_of(m) for m in browse.peek_all(self._get_receiver())]
 
     def ping(self) -> None:
+        """Open the sender's link anew: the broker answers the attach only for a queue that
+        exists and an identity that may send, which is all a sending process needs."""
         with self._sdk("ping"):
-            self._get_receiver().peek_messages(1, sequence_number=1)
+            sender, self._sender = self._sender, None
+            if sender is not None:
+                with suppress(Exception):  # a broken link is what the new one replaces
+                    sender.close()
+            self._get_sender()
 
     def close(self) -> None:
         with self._lock:
             self._reset()
+        self._counts.close()

@@ -99,12 +99,22 @@ def resubmitted(letter: ServiceBusReceivedMessage, letter_id: str) -> ServiceBus
     )
 
 
+def handle_of(message: ReceivedMessage) -> ServiceBusReceivedMessage:
+    """The SDK's message behind a port message, to settle or renew it."""
+    if not isinstance(message.handle, ServiceBusReceivedMessage):
+        raise PermanentError(f"message {message.message_id} was not received from Service Bus")
+    return message.handle
+
+
 def received(message: ServiceBusReceivedMessage, lock_duration_seconds: float) -> ReceivedMessage:
+    """A received message. The SDK passes on the AMQP header's count of *prior* deliveries (0 the
+    first time; the SDK's live tests assert it); the port counts this delivery too, as the
+    .NET SDK does by adding one."""
     now = utcnow()
     return ReceivedMessage(
         message_id=str(message.message_id or ""),
         body=body_of(message),
-        delivery_count=message.delivery_count or 0,
+        delivery_count=(message.delivery_count or 0) + 1,
         sequence_number=message.sequence_number or 0,
         enqueued_at=naive_utc(message.enqueued_time_utc) or now,
         locked_until=naive_utc(message.locked_until_utc)
@@ -115,8 +125,9 @@ def received(message: ServiceBusReceivedMessage, lock_duration_seconds: float) -
 
 
 def dead_letter(message: ServiceBusReceivedMessage) -> DeadLetter:
-    """A peeked dead letter. Service Bus keeps no dead-lettering time, so ``dead_lettered_at``
-    is None."""
+    """A dead letter. Service Bus keeps no dead-lettering time, so ``dead_lettered_at`` is None.
+    A peeked message's count is the deliveries so far (a received one's, those before this
+    receive): either way the deliveries it had before it was dead-lettered."""
     return DeadLetter(
         id=str(message.sequence_number),
         message_id=str(message.message_id or ""),
@@ -177,3 +188,10 @@ def secret_parts(connection_string: str) -> tuple[str, ...]:
     return tuple(
         v for k, v in parts.items() if k.lower() in ("sharedaccesskey", "sharedaccesssignature")
     )
+
+
+def names_emulator(connection_string: str) -> bool:
+    """Whether the connection string points at the Service Bus emulator."""
+    parts = dict(p.split("=", 1) for p in connection_string.split(";") if "=" in p)
+    flags = {k.lower(): v for k, v in parts.items()}
+    return flags.get("usedevelopmentemulator", "").strip().lower() == "true"

@@ -13,15 +13,24 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, select, update
+from sqlalchemy import Connection, Row, delete, false, func, select, true, update
 
 from common.db import Database, utcnow
 from common.errors import LockLost, MessageNotFound, TransientError
-from common.queue import MAX_DELIVERY_REASON, DeadLetter, OutgoingMessage, ReceivedMessage
+from common.queue import (
+    MAX_DELIVERY_REASON,
+    DeadLetter,
+    OutgoingMessage,
+    ReceivedMessage,
+    fit_dead_letter_text,
+)
 from common.schema import queue_messages as qm
 
 _POLL_SECONDS = 0.1
 _MAX_SEQ = 2**31  # the sequence column is a 32-bit integer on PostgreSQL and SQL Server
+# "= false", not "IS false": SQL Server has no boolean type, and "IS 0" is not T-SQL.
+_LIVE = qm.c.dead_lettered == false()
+_DEAD = qm.c.dead_lettered == true()
 
 
 class SqlJobQueue:
@@ -89,7 +98,7 @@ class SqlJobQueue:
                     select(qm)
                     .where(
                         qm.c.queue == self.queue_name,
-                        qm.c.dead_lettered.is_(False),
+                        _LIVE,
                         qm.c.visible_at <= now,
                     )
                     .order_by(qm.c.seq)
@@ -134,7 +143,7 @@ class SqlJobQueue:
             qm.c.seq == message.sequence_number,
             qm.c.lock_token == message.lock_token,
             qm.c.locked_until > self._clock(),
-            qm.c.dead_lettered.is_(False),
+            _LIVE,
         )
 
     def _settle(self, conn: Connection, message: ReceivedMessage, statement: Any) -> None:
@@ -182,8 +191,8 @@ class SqlJobQueue:
     def _dead_letter_values(self, reason: str, description: str) -> dict[str, Any]:
         return {
             "dead_lettered": True,
-            "dead_letter_reason": reason,
-            "dead_letter_description": description,
+            "dead_letter_reason": fit_dead_letter_text(reason),
+            "dead_letter_description": fit_dead_letter_text(description),
             "dead_lettered_at": self._clock(),
             "lock_token": None,
             "locked_until": None,
@@ -209,7 +218,7 @@ class SqlJobQueue:
         )
 
     def _dead_letters(self) -> Any:
-        return select(qm).where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(True))
+        return select(qm).where(qm.c.queue == self.queue_name, _DEAD)
 
     def list_dead_letters(self, limit: int, offset: int) -> tuple[list[DeadLetter], int]:
         with self.db.read() as conn:
@@ -217,9 +226,7 @@ class SqlJobQueue:
                 self._dead_letters().order_by(qm.c.seq).limit(limit).offset(offset)
             ).all()
             total = conn.execute(
-                select(func.count())
-                .select_from(qm)
-                .where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(True))
+                select(func.count()).select_from(qm).where(qm.c.queue == self.queue_name, _DEAD)
             ).scalar_one()
         return [self._dead_letter_from_row(r) for r in rows], int(total)
 
@@ -269,9 +276,7 @@ class SqlJobQueue:
         with self.db.read() as conn:
             return int(
                 conn.execute(
-                    select(func.count())
-                    .select_from(qm)
-                    .where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(False))
+                    select(func.count()).select_from(qm).where(qm.c.queue == self.queue_name, _LIVE)
                 ).scalar_one()
             )
 
@@ -280,9 +285,7 @@ class SqlJobQueue:
             return [
                 bytes(body)
                 for body in conn.execute(
-                    select(qm.c.body)
-                    .where(qm.c.queue == self.queue_name, qm.c.dead_lettered.is_(False))
-                    .order_by(qm.c.seq)
+                    select(qm.c.body).where(qm.c.queue == self.queue_name, _LIVE).order_by(qm.c.seq)
                 ).scalars()
             ]
 

@@ -1,56 +1,90 @@
-"""One fixture per port, parametrised over every implementation of it."""
+"""One fixture per port, parametrised over every implementation of it.
+
+Queues take the test's :class:`Clock`: a test moves time on instead of waiting for a lock to
+expire. A real broker cannot be given a clock, so against one (see ``live.py``) moving time on
+waits for real.
+"""
 
 from __future__ import annotations
 
+import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from common.blob import BlobStore
 from common.blob.local import LocalBlobStore
-from common.db import Database
+from common.db import Database, utcnow
 from common.migrate import upgrade
 from common.queue import JobQueue
 from common.queue.sql import SqlJobQueue
+from tests.contract import live
 from tests.support.services import postgres_database
 
-QueueFactory = Callable[[float, int], JobQueue]
+QueueFactory = Callable[..., JobQueue]
+
+
+class Clock:
+    """Real time plus an offset the test moves on; a clock that ``sleeps`` waits instead."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+        self.sleeps = False
+
+    def now(self) -> datetime:
+        """Naive UTC, as the queue port uses."""
+        return utcnow() + timedelta(seconds=self.offset)
+
+    def epoch(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        if self.sleeps:
+            time.sleep(seconds)
+        else:
+            self.offset += seconds
+
+
+Backend = Callable[[Path, Clock], AbstractContextManager[Callable[[float, int], JobQueue]]]
 
 
 @contextmanager
-def _sql_queues(url: str) -> Iterator[QueueFactory]:
+def _sql_queues(url: str, clock: Clock) -> Iterator[Callable[[float, int], JobQueue]]:
     db = Database.from_url(url)
     upgrade(db)
     try:
         yield lambda lock, max_deliveries: SqlJobQueue(
-            db, f"q-{uuid.uuid4().hex[:8]}", lock, max_deliveries
+            db, f"q-{uuid.uuid4().hex[:8]}", lock, max_deliveries, clock=clock.now
         )
     finally:
         db.dispose()
 
 
 @contextmanager
-def _sqlite_queues(tmp_path: Path) -> Iterator[QueueFactory]:
-    with _sql_queues(f"sqlite:///{tmp_path / 'queue.db'}") as factory:
+def _sqlite_queues(tmp_path: Path, clock: Clock) -> Iterator[Callable[[float, int], JobQueue]]:
+    with _sql_queues(f"sqlite:///{tmp_path / 'queue.db'}", clock) as factory:
         yield factory
 
 
 @contextmanager
-def _postgres_queues(_tmp_path: Path) -> Iterator[QueueFactory]:
-    with postgres_database() as url, _sql_queues(url) as factory:
+def _postgres_queues(_tmp_path: Path, clock: Clock) -> Iterator[Callable[[float, int], JobQueue]]:
+    with postgres_database() as url, _sql_queues(url, clock) as factory:
         yield factory
 
 
 @contextmanager
-def _servicebus_queues(_tmp_path: Path) -> Iterator[QueueFactory]:
-    """The real azure-servicebus SDK against the test broker; one broker per test."""
+def _servicebus_queues(_tmp_path: Path, clock: Clock) -> Iterator[Callable[[float, int], JobQueue]]:
+    """The real azure-servicebus SDK against the test broker, which runs on the test's clock;
+    one broker per test."""
     from common.queue.servicebus import ServiceBusJobQueue
     from tests.support.servicebus import servicebus_broker
 
-    with servicebus_broker() as broker:
+    with servicebus_broker(clock=clock.epoch) as broker:
 
         def make(lock: float, max_deliveries: int) -> JobQueue:
             name = f"q-{uuid.uuid4().hex[:8]}"
@@ -62,18 +96,29 @@ def _servicebus_queues(_tmp_path: Path) -> Iterator[QueueFactory]:
         yield make
 
 
-QUEUE_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[QueueFactory]]] = {
+QUEUE_BACKENDS: dict[str, Backend] = {
     "sqlite": _sqlite_queues,
     "postgresql": _postgres_queues,
     "servicebus": _servicebus_queues,
 }
+if os.environ.get(live.SERVICEBUS_ENV):
+    QUEUE_BACKENDS["servicebus-live"] = live.servicebus_queues
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture(params=sorted(QUEUE_BACKENDS))
-def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueFactory]:
-    """Call with (lock_duration_seconds, max_delivery_count) for a new, empty queue."""
+def make_queue(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> Iterator[QueueFactory]:
+    """Call with (lock_duration_seconds, max_delivery_count) for a new, empty queue on
+    ``clock``'s time."""
     made: list[JobQueue] = []
-    with QUEUE_BACKENDS[request.param](tmp_path) as factory:
+    clock.sleeps = request.param in live.REAL_TIME_BACKENDS
+    with QUEUE_BACKENDS[request.param](tmp_path, clock) as factory:
 
         def build(lock: float = 5.0, max_deliveries: int = 10) -> JobQueue:
             queue = factory(lock, max_deliveries)
@@ -103,6 +148,8 @@ BLOB_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BlobStore]]] = 
     "local": _local_blobs,
     "azurite": _azurite_blobs,
 }
+if os.environ.get(live.STORAGE_ENV):
+    BLOB_BACKENDS["azure-live"] = live.blob_store
 
 
 @pytest.fixture(params=sorted(BLOB_BACKENDS))

@@ -1,24 +1,26 @@
-"""The job queue contract: every implementation behaves like Azure Service Bus peek-lock."""
+"""The job queue contract: every implementation behaves like Azure Service Bus peek-lock.
+
+Time moves on the test's clock (``clock.advance``) instead of the test waiting for it."""
 
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
 
-from common.db import utcnow
 from common.errors import LockLost, MessageNotFound
-from common.queue import MAX_DELIVERY_REASON, OutgoingMessage
-from tests.contract.conftest import QueueFactory
+from common.queue import MAX_DEAD_LETTER_TEXT, MAX_DELIVERY_REASON, OutgoingMessage
+from tests.contract.conftest import Clock, QueueFactory
 
 
 def msg(body: bytes, message_id: str | None = None) -> OutgoingMessage:
     return OutgoingMessage(body, message_id or body.decode())
 
 
-def test_a_sent_message_is_received_locked_and_hidden_from_others(make_queue: QueueFactory) -> None:
+def test_a_sent_message_is_received_locked_and_hidden_from_others(
+    make_queue: QueueFactory, clock: Clock
+) -> None:
     queue = make_queue()
     queue.send([msg(b"one")])
 
@@ -26,7 +28,7 @@ def test_a_sent_message_is_received_locked_and_hidden_from_others(make_queue: Qu
 
     assert first is not None
     assert (first.body, first.message_id, first.delivery_count) == (b"one", "one", 1)
-    assert first.locked_until > utcnow()
+    assert first.locked_until > clock.now()
     assert queue.receive(0.3) is None
     assert queue.active_count() == 1
 
@@ -78,14 +80,15 @@ def test_abandoning_delivers_again_with_a_higher_delivery_count(make_queue: Queu
 
 
 def test_an_expired_lock_redelivers_and_the_old_lock_cannot_settle(
-    make_queue: QueueFactory,
+    make_queue: QueueFactory, clock: Clock
 ) -> None:
-    queue = make_queue(lock=1.0)
+    queue = make_queue(lock=5.0)
     queue.send([msg(b"slow")])
     first = queue.receive(5)
     assert first is not None
+    assert queue.receive(0.2) is None
 
-    time.sleep(1.3)
+    clock.advance(6.0)
     second = queue.receive(5)
 
     assert second is not None
@@ -96,15 +99,15 @@ def test_an_expired_lock_redelivers_and_the_old_lock_cannot_settle(
     assert queue.receive(0.3) is None
 
 
-def test_renewing_the_lock_keeps_the_message_hidden(make_queue: QueueFactory) -> None:
-    queue = make_queue(lock=1.0)
+def test_renewing_the_lock_keeps_the_message_hidden(make_queue: QueueFactory, clock: Clock) -> None:
+    queue = make_queue(lock=5.0)
     queue.send([msg(b"long")])
     received = queue.receive(5)
     assert received is not None
 
-    for _ in range(3):
-        time.sleep(0.5)
-        assert queue.renew_lock(received) > utcnow()
+    for _ in range(3):  # 12 s in all, each renewal 4 s into a 5 s lock
+        clock.advance(4.0)
+        assert queue.renew_lock(received) > clock.now() + timedelta(seconds=4)
         assert queue.receive(0.1) is None
 
     queue.complete(received)
@@ -149,11 +152,15 @@ def test_reaching_the_max_delivery_count_dead_letters(make_queue: QueueFactory) 
     assert letters[0].body == b"flaky"
 
 
-def test_a_scheduled_message_stays_invisible_until_its_time(make_queue: QueueFactory) -> None:
+def test_a_scheduled_message_stays_invisible_until_its_time(
+    make_queue: QueueFactory, clock: Clock
+) -> None:
     queue = make_queue()
-    queue.send([OutgoingMessage(b"later", "later", utcnow() + timedelta(seconds=1.5))])
+    queue.send([OutgoingMessage(b"later", "later", clock.now() + timedelta(seconds=10))])
 
     assert queue.receive(0.5) is None
+    assert queue.active_count() == 1  # scheduled messages count as in the queue
+    clock.advance(11.0)
     received = queue.receive(5)
 
     assert received is not None
@@ -236,7 +243,7 @@ def test_concurrent_receivers_never_share_a_message(make_queue: QueueFactory) ->
 
 
 def test_peeking_sees_waiting_scheduled_and_locked_messages_but_not_dead_letters(
-    make_queue: QueueFactory,
+    make_queue: QueueFactory, clock: Clock
 ) -> None:
     queue = make_queue()
     queue.send([msg(b"dead"), msg(b"locked")])
@@ -246,7 +253,7 @@ def test_peeking_sees_waiting_scheduled_and_locked_messages_but_not_dead_letters
     locked = queue.receive(5)
     assert locked is not None and locked.body == b"locked"
     queue.send([msg(b"waiting")])
-    queue.send([OutgoingMessage(b"scheduled", "scheduled", utcnow() + timedelta(minutes=5))])
+    queue.send([OutgoingMessage(b"scheduled", "scheduled", clock.now() + timedelta(minutes=5))])
 
     peeked = queue.peek_active()
 
@@ -254,3 +261,46 @@ def test_peeking_sees_waiting_scheduled_and_locked_messages_but_not_dead_letters
     waiting = queue.receive(5)  # peeking locked nothing and counted no delivery
     assert waiting is not None
     assert (waiting.body, waiting.delivery_count) == (b"waiting", 1)
+
+
+def test_peeking_and_counting_see_every_message_however_many(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    bodies = [f"m{i}".encode() for i in range(7)]  # more than one short page of a peek
+    queue.send([msg(b) for b in bodies])
+
+    assert sorted(queue.peek_active()) == sorted(bodies)
+    assert queue.active_count() == 7
+
+
+def test_a_page_of_dead_letters_and_the_total_beyond_one_peek(make_queue: QueueFactory) -> None:
+    queue = make_queue()
+    queue.send([msg(f"d{i}".encode()) for i in range(8)])
+    for _ in range(8):
+        received = queue.receive(5)
+        assert received is not None
+        queue.dead_letter(received, "Broken", received.body.decode())
+
+    first, total = queue.list_dead_letters(limit=3, offset=0)
+    last, _ = queue.list_dead_letters(limit=3, offset=6)
+
+    assert total == 8
+    assert [x.body for x in first] == [b"d0", b"d1", b"d2"]
+    assert [x.body for x in last] == [b"d6", b"d7"]
+    assert queue.list_dead_letters(limit=3, offset=8) == ([], 8)
+
+
+def test_a_long_dead_letter_description_is_cut_to_what_service_bus_takes(
+    make_queue: QueueFactory,
+) -> None:
+    queue = make_queue()
+    queue.send([msg(b"verbose")])
+    received = queue.receive(5)
+    assert received is not None
+    description = "line 1: " + "é" * 3000 + "🚀" * 3000  # 9,008 UTF-16 code units
+
+    queue.dead_letter(received, "Broken", description)
+
+    [letter], _ = queue.list_dead_letters(10, 0)
+    assert len(letter.description.encode("utf-16-le")) // 2 <= MAX_DEAD_LETTER_TEXT
+    assert letter.description.startswith("line 1: " + "é" * 3000 + "🚀")
+    assert letter.description.endswith("…")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import socket
 import threading
+import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
@@ -15,10 +17,12 @@ import pytest
 
 from common.db import utcnow
 from common.errors import MessageNotFound, PermanentError, QueueUnavailable
+from common.messages import JobMessage
 from common.queue import OutgoingMessage, ReceivedMessage
 from common.queue.servicebus import ServiceBusJobQueue
 from common.settings import Settings
 from tests.support.servicebus import servicebus_broker
+from tests.support.servicebus_broker.admin import AdminEndpoint, admin_client, admin_endpoint
 
 if TYPE_CHECKING:
     from tests.support.servicebus_broker import Broker
@@ -171,3 +175,149 @@ def test_from_settings_uses_the_connection_string_and_queue_settings(broker: Bro
         queue.complete(received)
     finally:
         queue.close()
+
+
+def test_a_send_only_identity_sends_and_is_ready_without_opening_a_receiver(
+    broker: Broker, queue: ServiceBusJobQueue
+) -> None:
+    broker.add_key("api", {"Send"})  # "Azure Service Bus Data Sender" alone
+    sender_only = ServiceBusJobQueue.from_connection_string(
+        broker.connection_string_for("api"), "jobs", retry_total=0
+    )
+    try:
+        sender_only.ping()
+        sender_only.send([OutgoingMessage(b"upload", "job-2:0")])
+        with pytest.raises(PermanentError, match="not authorised"):
+            sender_only.receive(0.2)
+    finally:
+        sender_only.close()
+
+    received = queue.receive(5)
+    assert received is not None and received.body == b"upload"
+    queue.complete(received)
+
+
+def test_a_send_larger_than_one_batch_goes_in_as_many_as_it_needs(
+    broker: Broker, queue: ServiceBusJobQueue
+) -> None:
+    # One message per part of a large file with a small PART_BYTES: far over the 256 KB a
+    # Standard-tier batch (and the broker's link) takes.
+    messages = [JobMessage(str(uuid.uuid4()), part).first_send() for part in range(3000)]
+    assert sum(len(m.body) + len(m.message_id) for m in messages) > 256 * 1024
+
+    queue.send(messages)
+
+    stored = broker.store.entity("jobs").messages.values()
+    assert sorted(m.message_id or "" for m in stored) == sorted(m.message_id for m in messages)
+
+
+def _dead_letter_all(queue: ServiceBusJobQueue, count: int) -> None:
+    queue.send([OutgoingMessage(f"d{i}".encode(), f"d{i}") for i in range(count)])
+    for _ in range(count):
+        received = queue.receive(5)
+        assert received is not None
+        queue.dead_letter(received, "Broken", "for the test")
+
+
+@pytest.fixture
+def admin(broker: Broker) -> Iterator[AdminEndpoint]:
+    with admin_endpoint(broker.store, broker.rules) as endpoint:
+        yield endpoint
+
+
+def _queue_with_admin(broker: Broker, admin: AdminEndpoint, key: str) -> ServiceBusJobQueue:
+    connection_string = broker.connection_string_for(key)
+    return ServiceBusJobQueue.from_connection_string(
+        connection_string,
+        "jobs",
+        5.0,
+        3,
+        admin_factory=lambda: admin_client(connection_string, admin.url),
+        retry_total=0,
+    )
+
+
+def test_counts_come_from_the_runtime_properties_without_peeking(
+    broker: Broker, admin: AdminEndpoint
+) -> None:
+    queue = _queue_with_admin(broker, admin, "test")
+    try:
+        _dead_letter_all(queue, 2)
+        queue.send([OutgoingMessage(f"w{i}".encode(), f"w{i}") for i in range(3)])
+        queue.send([OutgoingMessage(b"s", "s", utcnow() + timedelta(minutes=5))])
+        locked = queue.receive(5)
+        assert locked is not None
+        peeked_before = broker.store.peeked
+
+        assert queue.active_count() == 4  # two waiting, one locked, one scheduled
+        assert queue.list_dead_letters(limit=0, offset=0) == ([], 2)
+        assert broker.store.peeked == peeked_before
+        assert admin.requests == 2
+    finally:
+        queue.close()
+
+
+def test_a_page_of_dead_letters_reads_no_dead_letter_past_it(
+    broker: Broker, admin: AdminEndpoint
+) -> None:
+    queue = _queue_with_admin(broker, admin, "test")
+    try:
+        _dead_letter_all(queue, 20)
+        peeked_before = broker.store.peeked
+
+        page, total = queue.list_dead_letters(limit=2, offset=4)
+
+        assert total == 20
+        assert [letter.body for letter in page] == [b"d4", b"d5"]
+        # Peeks answer short pages here, so reading to the page's end may read one page more.
+        assert broker.store.peeked - peeked_before <= 4 + 2 + broker.store.peek_page
+    finally:
+        queue.close()
+
+
+def test_without_the_manage_claim_counts_fall_back_to_peeking_and_stop_asking(
+    broker: Broker, admin: AdminEndpoint
+) -> None:
+    broker.add_key("worker", {"Send", "Listen"})  # Data Sender + Data Receiver, not Owner
+    queue = _queue_with_admin(broker, admin, "worker")
+    try:
+        _dead_letter_all(queue, 5)
+        queue.send([OutgoingMessage(f"w{i}".encode(), f"w{i}") for i in range(7)])
+
+        assert queue.active_count() == 7
+        assert queue.list_dead_letters(limit=2, offset=0)[1] == 5
+        assert admin.requests == 1  # refused once (401), not asked again
+    finally:
+        queue.close()
+
+
+def _settles_at_most(broker: Broker, connections: int) -> bool:
+    """Whether the broker's open connections fall to ``connections`` (a closed one may take a
+    moment to be seen as closed)."""
+    deadline = time.monotonic() + 5
+    while broker.open_connections > connections:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_one_instance_holds_at_most_its_documented_connections(
+    broker: Broker, queue: ServiceBusJobQueue
+) -> None:
+    queue.send([OutgoingMessage(b"a", "a"), OutgoingMessage(b"b", "b")])
+    first = queue.receive(5)
+    assert first is not None
+    queue.renew_lock(first)
+    queue.dead_letter(first, "Broken", "for the test")
+    [letter], _ = queue.list_dead_letters(10, 0)
+    queue.resubmit_dead_letter(letter.id)
+    queue.active_count()
+    queue.peek_active()
+    queue.ping()
+    queue.ping()
+    second = queue.receive(5)
+    assert second is not None
+    queue.complete(second)
+
+    assert _settles_at_most(broker, ServiceBusJobQueue.MAX_CONNECTIONS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.support.services import unavailable
 
@@ -13,13 +13,14 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def servicebus_broker() -> Iterator[Broker]:
+def servicebus_broker(**options: Any) -> Iterator[Broker]:
     """A running broker on a free loopback port; use ``broker.connection_string`` and
-    ``broker.configure_queue(...)``. A broker that cannot start skips (locally) or fails (CI)."""
+    ``broker.configure_queue(...)``; ``options`` go to :class:`Broker` (``clock``,
+    ``peek_page``). A broker that cannot start skips (locally) or fails (CI)."""
     try:
         from tests.support.servicebus_broker import Broker
 
-        broker = Broker().start()
+        broker = Broker(**options).start()
     except (ImportError, OSError, RuntimeError) as exc:
         unavailable(f"the test Service Bus broker ({type(exc).__name__}: {exc})")
         raise  # unreachable: unavailable() raises

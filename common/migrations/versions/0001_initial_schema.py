@@ -10,6 +10,11 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mssql
 
+# Long text and bytes name SQL Server's types: left to the dialect, they render NTEXT and IMAGE
+# where the server version is unknown (offline) and NVARCHAR(MAX)/VARBINARY(MAX) online.
+LONG_TEXT = sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
+LONG_BYTES = sa.LargeBinary().with_variant(mssql.VARBINARY(), "mssql")  # type: ignore[no-untyped-call]
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -67,7 +72,7 @@ def upgrade() -> None:
         sa.Column("blob_name", sa.String(length=255), nullable=False),
         sa.Column("on_conflict", sa.String(length=8), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("error", sa.UnicodeText(), nullable=True),
+        sa.Column("error", LONG_TEXT, nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=True),
         sa.Column("finished_at", sa.DateTime(), nullable=True),
@@ -97,15 +102,15 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("queue", sa.String(length=64), nullable=False),
         sa.Column("message_id", sa.String(length=128), nullable=False),
-        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("body", LONG_BYTES, nullable=False),
         sa.Column("enqueued_at", sa.DateTime(), nullable=False),
         sa.Column("visible_at", sa.DateTime(), nullable=False),
         sa.Column("lock_token", sa.String(length=36), nullable=True),
         sa.Column("locked_until", sa.DateTime(), nullable=True),
         sa.Column("delivery_count", sa.Integer(), nullable=False),
         sa.Column("dead_lettered", sa.Boolean(), nullable=False),
-        sa.Column("dead_letter_reason", sa.UnicodeText(), nullable=True),
-        sa.Column("dead_letter_description", sa.UnicodeText(), nullable=True),
+        sa.Column("dead_letter_reason", LONG_TEXT, nullable=True),
+        sa.Column("dead_letter_description", LONG_TEXT, nullable=True),
         sa.Column("dead_lettered_at", sa.DateTime(), nullable=True),
         sa.PrimaryKeyConstraint("seq"),
     )
@@ -121,8 +126,8 @@ def upgrade() -> None:
         sa.Column("job_id", sa.String(length=36), nullable=True),
         sa.Column("batch_id", sa.String(length=36), nullable=True),
         sa.Column("line", sa.BigInteger(), nullable=False),
-        sa.Column("raw", sa.UnicodeText(), nullable=False),
-        sa.Column("errors", sa.UnicodeText(), nullable=False),
+        sa.Column("raw", LONG_TEXT, nullable=False),
+        sa.Column("errors", LONG_TEXT, nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )

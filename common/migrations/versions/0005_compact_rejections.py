@@ -17,12 +17,15 @@ from urllib.parse import quote
 import orjson
 import sqlalchemy as sa
 from alembic import context, op
+from sqlalchemy.dialects import mssql
 
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
 
+# Named explicitly for SQL Server, so the DDL rendered offline is the DDL a live upgrade runs.
+LONG_TEXT = sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
 _FOUND = re.compile(r"found (\d+)")
 _BYTES = re.compile(r"the line is (\d+) bytes")
 _PAGE = 10_000
@@ -59,7 +62,7 @@ def upgrade() -> None:
         "job_rejections",
         sa.Column("line", sa.BigInteger(), nullable=False),
         sa.Column("job_seq", sa.Integer(), nullable=False),
-        sa.Column("raw", sa.UnicodeText(), nullable=False),
+        sa.Column("raw", LONG_TEXT, nullable=False),
         sa.Column("rules", sa.String(length=1000), nullable=False),
         sa.PrimaryKeyConstraint("job_seq", "line"),
         sqlite_with_rowid=False,
@@ -80,7 +83,7 @@ def upgrade() -> None:
         "batch_rejections",
         sa.Column("idx", sa.Integer(), nullable=False),
         sa.Column("batch_seq", sa.Integer(), nullable=False),
-        sa.Column("raw", sa.UnicodeText(), nullable=False),
+        sa.Column("raw", LONG_TEXT, nullable=False),
         sa.Column("rules", sa.String(length=1000), nullable=False),
         sa.PrimaryKeyConstraint("batch_seq", "idx"),
         sqlite_with_rowid=False,
@@ -187,8 +190,8 @@ def downgrade() -> None:
         sa.Column("job_id", sa.String(length=36), nullable=True),
         sa.Column("batch_id", sa.String(length=36), nullable=True),
         sa.Column("line", sa.BigInteger(), nullable=False),
-        sa.Column("raw", sa.UnicodeText(), nullable=False),
-        sa.Column("errors", sa.UnicodeText(), nullable=False),
+        sa.Column("raw", LONG_TEXT, nullable=False),
+        sa.Column("errors", LONG_TEXT, nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )

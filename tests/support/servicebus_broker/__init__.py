@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
 from proton.reactor import ApplicationEvent, Container, EventInjector
 
 from tests.support.servicebus_broker.amqp import TICK_SECONDS, BrokerHandler
+from tests.support.servicebus_broker.rights import SharedAccessRules
 from tests.support.servicebus_broker.store import QueueOptions, Store
 
-__all__ = ["Broker", "QueueOptions", "Store"]
+__all__ = ["Broker", "QueueOptions", "SharedAccessRules", "Store"]
 
 
 def free_port() -> int:
@@ -27,8 +30,15 @@ def free_port() -> int:
 
 
 class _Lifecycle(BrokerHandler):
-    def __init__(self, store: Store, host: str, port: int, started: threading.Event) -> None:
-        super().__init__(store)
+    def __init__(
+        self,
+        store: Store,
+        rules: SharedAccessRules,
+        host: str,
+        port: int,
+        started: threading.Event,
+    ) -> None:
+        super().__init__(store, rules)
         self.host, self.port, self.started = host, port, started
         self.acceptor: Any = None
         self.container: Any = None
@@ -60,13 +70,23 @@ class _Lifecycle(BrokerHandler):
 class Broker:
     """The broker in a background thread: ``start()``, ``configure_queue()``, ``stop()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        peek_page: int = 3,
+    ) -> None:
+        """``clock`` (epoch seconds) drives locks, schedules and duplicate detection;
+        ``peek_page`` is the most messages one peek answers."""
         self.host = host
         self.port = port or free_port()
-        self.store = Store()
+        self.store = Store(clock, peek_page)
+        self.rules = SharedAccessRules()
         self._started = threading.Event()
         self._injector = EventInjector()
-        self._handler = _Lifecycle(self.store, self.host, self.port, self._started)
+        self._handler = _Lifecycle(self.store, self.rules, self.host, self.port, self._started)
         self._container = Container(self._handler)
         self._container.selectable(self._injector)
         self._thread = threading.Thread(
@@ -75,10 +95,27 @@ class Broker:
 
     @property
     def connection_string(self) -> str:
+        return self.connection_string_for("test")
+
+    def connection_string_for(self, key_name: str) -> str:
+        """A connection string signing with ``key_name`` (see :meth:`add_key`)."""
         return (
-            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName=test;"
+            f"Endpoint=sb://{self.host}:{self.port};SharedAccessKeyName={key_name};"
             "SharedAccessKey=dGVzdA==;UseDevelopmentEmulator=true"
         )
+
+    def add_key(self, key_name: str, claims: set[str]) -> None:
+        """A shared access rule granting ``claims`` (``Send``, ``Listen``, ``Manage``)."""
+        self.rules.add(key_name, claims)
+
+    @property
+    def open_connections(self) -> int:
+        return self._handler.open_connections
+
+    @property
+    def peak_connections(self) -> int:
+        """The most connections that were open at once."""
+        return self._handler.peak_connections
 
     def start(self, timeout: float = 5.0) -> Broker:
         self._thread.start()

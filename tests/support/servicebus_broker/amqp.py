@@ -12,17 +12,29 @@ from tests.support.servicebus_broker.management import (
     LOCK_LOST,
     MANAGEMENT_SUFFIX,
     NOT_IMPLEMENTED,
+    OUT_OF_RANGE,
     Management,
     cbs,
 )
-from tests.support.servicebus_broker.store import LockLostError, Store, entity_path
+from tests.support.servicebus_broker.rights import (
+    LISTEN,
+    SEND,
+    UNAUTHORIZED,
+    SharedAccessRules,
+    refusal,
+)
+from tests.support.servicebus_broker.store import ArgumentError, LockLostError, Store, entity_path
 
 log = logging.getLogger("servicebus_broker")
 
 CBS = "$cbs"
 TICK_SECONDS = 0.05
 CREDIT = 1000
-MAX_MESSAGE_SIZE = 1024 * 1024
+# The Standard tier's largest message (or batch): 256 KB, advertised on every link.
+MAX_MESSAGE_SIZE = 256 * 1024
+MESSAGE_SIZE_EXCEEDED = "amqp:link:message-size-exceeded"
+# What Service Bus advertises in its open frame.
+MAX_FRAME_SIZE = 65536
 
 
 def _is_request_response(address: str) -> bool:
@@ -30,19 +42,33 @@ def _is_request_response(address: str) -> bool:
     return path == CBS or path.endswith(MANAGEMENT_SUFFIX)
 
 
+def _claims(connection: Any) -> frozenset[str]:
+    """The claims of the token this connection put on ``$cbs`` (none before it did)."""
+    claims: frozenset[str] = getattr(connection, "claims", frozenset())
+    return claims
+
+
 class BrokerHandler(Handler):
     """One handler for every connection of the broker."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, rules: SharedAccessRules) -> None:
         super().__init__()
         self.store = store
+        self.rules = rules
         self.management = Management(store)
         self.consumers: list[Link] = []
+        self.open_connections = 0
+        self.peak_connections = 0
 
-    # Endpoints: accept whatever the client opens, echoing addresses and settle modes.
+    # Endpoints: accept what the client opens (echoing addresses and settle modes) when the
+    # connection's token carries the claim the link needs.
 
     def on_connection_bound(self, event: Any) -> None:
         event.transport.sasl().allowed_mechs("ANONYMOUS PLAIN MSSBCBS")
+        event.transport.max_frame_size = MAX_FRAME_SIZE
+        event.connection.counted = True
+        self.open_connections += 1
+        self.peak_connections = max(self.peak_connections, self.open_connections)
 
     def on_connection_remote_open(self, event: Any) -> None:
         event.connection.open()
@@ -58,6 +84,13 @@ class BrokerHandler(Handler):
         link.rcv_settle_mode = link.remote_rcv_settle_mode
         link.max_message_size = MAX_MESSAGE_SIZE
         link.open()
+        address = (link.target.address if link.is_receiver else link.source.address) or ""
+        if not _is_request_response(address):
+            claim = SEND if link.is_receiver else LISTEN
+            if claim not in _claims(link.connection):
+                link.condition = Condition(UNAUTHORIZED, refusal(claim, entity_path(address)))
+                link.close()
+                return
         if link.is_receiver:
             link.flow(CREDIT)
         elif not _is_request_response(link.source.address or ""):
@@ -87,6 +120,9 @@ class BrokerHandler(Handler):
 
     def on_transport_closed(self, event: Any) -> None:
         connection = event.connection
+        if connection is not None and getattr(connection, "counted", False):
+            connection.counted = False
+            self.open_connections -= 1
         if connection is not None:
             link = connection.link_head(0)
             while link:
@@ -120,7 +156,7 @@ class BrokerHandler(Handler):
             # The SDK reads the lock token from the 16-byte tag (a little-endian UUID).
             delivery = link.delivery(cast(str, token.bytes_le))
             delivery.lock_token = token
-            link.send(codec.render(stored, stored.locked_until))
+            link.send(codec.render(stored, stored.locked_until, peeked=False))
             link.advance()
 
     # Receiving: sends to a queue, management requests, and settlements of our deliveries.
@@ -132,6 +168,15 @@ class BrokerHandler(Handler):
             if delivery.readable and not delivery.partial:
                 payload = link.recv(delivery.pending) or b""
                 link.advance()
+                if len(payload) > MAX_MESSAGE_SIZE:
+                    delivery.local.condition = Condition(
+                        MESSAGE_SIZE_EXCEEDED,
+                        f"The received message (size {len(payload)}) exceeds the limit "
+                        f"({MAX_MESSAGE_SIZE} bytes) currently allowed on the link.",
+                    )
+                    delivery.update(Delivery.REJECTED)
+                    delivery.settle()
+                    return
                 self._incoming(link, delivery, payload)
                 if link.credit < CREDIT // 2:
                     link.flow(CREDIT - link.credit)
@@ -143,9 +188,14 @@ class BrokerHandler(Handler):
         if _is_request_response(address):
             request = codec.decode(payload)
             if entity_path(address) == CBS:
-                response = cbs(request)
+                claims = self.rules.claims_of_token(str(request.body or ""))
+                if claims is not None:
+                    link.connection.claims = claims
+                response = cbs(request, accepted=claims is not None)
             else:
-                response = self.management.handle(entity_path(address), request)
+                response = self.management.handle(
+                    entity_path(address), request, _claims(link.connection)
+                )
             delivery.update(Delivery.ACCEPTED)
             delivery.settle()
             self._respond(link, address, response)
@@ -201,6 +251,9 @@ class BrokerHandler(Handler):
                 return
         except LockLostError as exc:
             delivery.local.condition = Condition(LOCK_LOST, str(exc))
+            echo = Delivery.REJECTED
+        except ArgumentError as exc:
+            delivery.local.condition = Condition(OUT_OF_RANGE, str(exc))
             echo = Delivery.REJECTED
         except NotImplementedError as exc:
             delivery.local.condition = Condition(NOT_IMPLEMENTED, str(exc))

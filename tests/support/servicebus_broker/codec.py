@@ -78,9 +78,21 @@ def _ms(seconds: float) -> timestamp:
     return timestamp(int(seconds * 1000))
 
 
-def render(stored: StoredMessage, locked_until: float | None) -> bytes:
-    """The stored message as the broker delivers it: Service Bus annotations, delivery count,
-    and the dead-letter reason in the application properties."""
+# Service Bus's message states on a peeked message (x-opt-message-state).
+ACTIVE, SCHEDULED = 0, 2
+
+
+def render(
+    stored: StoredMessage, locked_until: float | None, *, peeked: bool, now: float = 0.0
+) -> bytes:
+    """The stored message as the broker delivers or peeks it: Service Bus annotations, delivery
+    count, and the dead-letter reason in the application properties.
+
+    The header's delivery count is AMQP's "prior unsuccessful delivery attempts": a delivery
+    carries the deliveries before this one (0 the first time), a peek the deliveries so far.
+    The .NET SDK adds one to a received message's count and not to a peeked one's
+    (``AmqpMessageConverter.AmqpMessageToSBReceivedMessage``); the Python SDK passes it on.
+    """
     message = decode(stored.raw)
     annotations = dict(message.annotations or {})
     annotations[symbol("x-opt-sequence-number")] = stored.seq
@@ -89,13 +101,16 @@ def render(stored: StoredMessage, locked_until: float | None) -> bytes:
         annotations[symbol("x-opt-locked-until")] = _ms(locked_until)
     if stored.dead_letter_source is not None:
         annotations[symbol("x-opt-deadletter-source")] = stored.dead_letter_source
+    if peeked:
+        scheduled = stored.visible_at > now and stored.lock_token is None
+        annotations[symbol("x-opt-message-state")] = SCHEDULED if scheduled else ACTIVE
     message.annotations = annotations
     if stored.dead_letter is not None:
         properties: dict[Any, Any] = dict(message.properties or {})
         properties["DeadLetterReason"] = stored.dead_letter[0]
         properties["DeadLetterErrorDescription"] = stored.dead_letter[1]
         message.properties = properties  # type: ignore[assignment]
-    message.delivery_count = stored.delivery_count
+    message.delivery_count = stored.delivery_count if peeked else stored.delivery_count - 1
     encoded: bytes = message.encode()
     return encoded
 

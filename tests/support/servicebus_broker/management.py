@@ -9,18 +9,22 @@ from typing import Any
 from proton import Array, Message
 
 from tests.support.servicebus_broker import codec
-from tests.support.servicebus_broker.store import LockLostError, Store
+from tests.support.servicebus_broker.rights import LISTEN, SEND, UNAUTHORIZED, refusal
+from tests.support.servicebus_broker.store import ArgumentError, LockLostError, Store
 
 LOCK_LOST = "com.microsoft:message-lock-lost"
 NOT_IMPLEMENTED = "amqp:not-implemented"
 BAD_REQUEST = "com.microsoft:argument-error"
+OUT_OF_RANGE = "com.microsoft:argument-out-of-range"
 
 MANAGEMENT_SUFFIX = "/$management"
 
 
-def cbs(request: Message) -> Message:
-    """Accept every token: the broker does not check credentials."""
-    return codec.reply(request, 200, "OK", cbs=True)
+def cbs(request: Message, accepted: bool) -> Message:
+    """The answer to a ``put-token``: the signature is not checked, the key name is."""
+    if accepted:
+        return codec.reply(request, 200, "OK", cbs=True)
+    return codec.reply(request, 401, "InvalidSignature: the key name is unknown", cbs=True)
 
 
 def _tokens(body: dict[str, Any]) -> list[uuid.UUID]:
@@ -34,27 +38,35 @@ class Management:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._operations: dict[str, Callable[[str, dict[str, Any], Message], Message]] = {
-            "com.microsoft:renew-lock": self._renew_lock,
-            "com.microsoft:peek-message": self._peek,
-            "com.microsoft:schedule-message": self._schedule,
-            "com.microsoft:update-disposition": self._update_disposition,
+        Operation = Callable[[str, dict[str, Any], Message], Message]
+        self._operations: dict[str, tuple[str, Operation]] = {
+            "com.microsoft:renew-lock": (LISTEN, self._renew_lock),
+            "com.microsoft:peek-message": (LISTEN, self._peek),
+            "com.microsoft:schedule-message": (SEND, self._schedule),
+            "com.microsoft:cancel-scheduled-message": (SEND, self._cancel_scheduled),
+            "com.microsoft:update-disposition": (LISTEN, self._update_disposition),
         }
 
-    def handle(self, address: str, request: Message) -> Message:
+    def handle(self, address: str, request: Message, claims: frozenset[str]) -> Message:
+        """Answer ``request`` for a connection whose token carries ``claims``."""
         entity = address[: -len(MANAGEMENT_SUFFIX)]
         properties: dict[Any, Any] = dict(request.properties or {})
         operation = str(properties.get("operation", ""))
-        handler = self._operations.get(operation)
-        if handler is None:
+        found = self._operations.get(operation)
+        if found is None:
             return codec.reply(
                 request, 501, f"{operation} is not emulated", condition=NOT_IMPLEMENTED
             )
+        claim, handler = found
+        if claim not in claims:
+            return codec.reply(request, 401, refusal(claim, entity), condition=UNAUTHORIZED)
         body = request.body if isinstance(request.body, dict) else {}
         try:
             return handler(entity, body, request)
         except LockLostError as exc:
             return codec.reply(request, 410, str(exc), condition=LOCK_LOST)
+        except ArgumentError as exc:
+            return codec.reply(request, 400, str(exc), condition=OUT_OF_RANGE)
         except (KeyError, TypeError, ValueError) as exc:
             return codec.reply(request, 400, f"bad request: {exc}", condition=BAD_REQUEST)
 
@@ -68,8 +80,14 @@ class Management:
         found = self.store.peek(entity, start, count)
         if not found:
             return codec.reply(request, 204, "No messages")
+        now = self.store.clock()
         messages = [
-            {"message": codec.render(m, m.locked_until if m.lock_token else None)} for m in found
+            {
+                "message": codec.render(
+                    m, m.locked_until if m.lock_token else None, peeked=True, now=now
+                )
+            }
+            for m in found
         ]
         return codec.reply(request, 200, "OK", {"messages": messages})
 
@@ -81,6 +99,12 @@ class Management:
             seq = self.store.enqueue(entity, raw, message_id, scheduled)
             numbers.append(-1 if seq is None else seq)
         return codec.reply(request, 200, "OK", {"sequence-numbers": numbers})
+
+    def _cancel_scheduled(self, entity: str, body: dict[str, Any], request: Message) -> Message:
+        value = body["sequence-numbers"]
+        numbers = value.elements if isinstance(value, Array) else value
+        self.store.cancel_scheduled(entity, [int(n) for n in numbers])
+        return codec.reply(request, 200, "OK", {})
 
     def _update_disposition(self, entity: str, body: dict[str, Any], request: Message) -> Message:
         status = str(body["disposition-status"])

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 DLQ_SUFFIX = "/$deadletterqueue"
 MAX_DELIVERY_REASON = "MaxDeliveryCountExceeded"
+# The .NET and JavaScript SDKs refuse a longer dead-letter reason or description (UTF-16 units).
+MAX_DEAD_LETTER_TEXT = 4096
 
 
 def entity_path(address: str) -> str:
@@ -29,6 +31,10 @@ class LockLostError(Exception):
 
 class NotFoundError(Exception):
     """No message with that sequence number."""
+
+
+class ArgumentError(Exception):
+    """A request Service Bus refuses as out of range."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +80,12 @@ class Entity:
 class Store:
     """Every entity of the namespace; queues are created on first use."""
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, peek_page: int = 3) -> None:
         self.clock = clock
+        # A peek answers at most this many messages, whatever was asked: Service Bus may answer
+        # short pages (a partitioned entity answers one partition's worth).
+        self.peek_page = peek_page
+        self.peeked = 0  # messages returned by peeks so far, to see what a listing read
         self._lock = threading.RLock()
         self._entities: dict[str, Entity] = {}
         self._options: dict[str, QueueOptions] = {}
@@ -199,6 +209,11 @@ class Store:
             stored.delivery_count -= 1
 
     def dead_letter(self, address: str, token: uuid.UUID, reason: str, description: str) -> None:
+        for name, text in (("reason", reason), ("description", description)):
+            if len(text.encode("utf-16-le")) // 2 > MAX_DEAD_LETTER_TEXT:
+                raise ArgumentError(
+                    f"the dead-letter {name} is longer than {MAX_DEAD_LETTER_TEXT} characters"
+                )
         with self._lock:
             queue = self.entity(address)
             stored = self._locked_message(queue, token)
@@ -217,12 +232,38 @@ class Store:
             return expiries
 
     def peek(self, address: str, from_seq: int, count: int) -> list[StoredMessage]:
-        """Up to ``count`` messages from ``from_seq`` on, locked and scheduled ones included."""
+        """Up to ``count`` (and at most ``peek_page``) messages from ``from_seq`` on, locked and
+        scheduled ones included."""
         with self._lock:
             queue = self.entity(address)
             self._expire_locks(queue, self.clock())
             found = [m for seq, m in queue.messages.items() if seq >= from_seq]
-            return found[:count]
+            page = found[: min(count, self.peek_page)]
+            self.peeked += len(page)
+            return page
+
+    def cancel_scheduled(self, address: str, sequence_numbers: list[int]) -> None:
+        """Remove messages still waiting for their scheduled time; others are left alone."""
+        with self._lock:
+            queue = self.entity(address)
+            now = self.clock()
+            for seq in sequence_numbers:
+                stored = queue.messages.get(seq)
+                if stored is not None and stored.visible_at > now and stored.lock_token is None:
+                    del queue.messages[seq]
+
+    def counts(self, address: str) -> tuple[int, int, int]:
+        """(active, scheduled, dead-lettered) messages of a queue, as its runtime properties
+        count them: a locked message is active, a scheduled one is not yet."""
+        with self._lock:
+            queue = self.entity(address)
+            now = self.clock()
+            self._expire_locks(queue, now)
+            scheduled = sum(
+                1 for m in queue.messages.values() if m.visible_at > now and m.lock_token is None
+            )
+            dead = len(self._dead_letter_queue(queue).messages)
+            return len(queue.messages) - scheduled, scheduled, dead
 
     def has_visible(self, address: str) -> bool:
         with self._lock:
