@@ -52,6 +52,10 @@ class JobOut(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     updated_at: UtcDatetime
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What to know about a job that did not fail (an empty file, a header row).",
+    )
     waiting_for: list[str] = Field(
         default_factory=list,
         description="Earlier unfinished uploads of the tables this one references; it starts "
@@ -81,6 +85,7 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             updated_at=job.updated_at,
+            warnings=list(job.warnings),
             waiting_for=waiting_for or [],
         )
 

@@ -13,7 +13,7 @@ from cli.client import Client
 from cli.output import EXIT_FAILED, note, print_json, say, short_id
 
 POLL_SECONDS = 0.5
-DONE = frozenset({"succeeded", "failed"})
+DONE = frozenset({"succeeded", "failed", "cancelled"})
 Job = dict[str, Any]
 
 
@@ -61,6 +61,8 @@ def outcome(job: Job) -> str:
     )
     if job["status"] == "failed":
         line += f": {job.get('error') or 'no reason given'}"
+    for warning in job.get("warnings") or ():
+        line += f"; warning: {warning}"
     return line
 
 

@@ -92,6 +92,7 @@ class Job:
     rows_updated: int
     rows_rejected: int
     bytes_done: int
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def _job_from_row(row: Any) -> Job:
         rows_updated=int(m["rows_updated"] or 0),
         rows_rejected=int(m["rows_rejected"] or 0),
         bytes_done=int(m["bytes_done"] or 0),
+        warnings=tuple(m["warnings"].splitlines()) if m["warnings"] else (),
     )
 
 
@@ -212,80 +214,46 @@ class JobStore:
         on_conflict: str,
         parts: list[PartPlan],
         reusable: bool = True,
+        warnings: tuple[str, ...] = (),
     ) -> tuple[Job, bool]:
         """Record a queued job and its parts; return it and ``True``. With ``reusable``, an
         unfinished or succeeded job for the same content wins instead: that one and ``False``."""
         now = utcnow()
-        key = dedup_key(table, content_sha256, on_conflict) if reusable else None
+        job = {
+            "job_id": job_id,
+            "table_name": table,
+            "status": JobStatus.QUEUED.value,
+            "content_sha256": content_sha256,
+            "size_bytes": size_bytes,
+            "original_name": original_name,
+            "blob_name": blob_name,
+            "on_conflict": on_conflict,
+            "dedup_key": dedup_key(table, content_sha256, on_conflict) if reusable else None,
+            "warnings": "\n".join(warnings) or None,
+            "attempts": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
         try:
-            self._insert(
-                job_id,
-                table,
-                content_sha256,
-                size_bytes,
-                original_name,
-                blob_name,
-                on_conflict,
-                parts,
-                key,
-                now,
-            )
+            self._insert(job, parts)
         except ConcurrentUpdate:
-            if key is None:
+            if not reusable:
                 raise
             winner = self.find_reusable(table, content_sha256, on_conflict)
-            if winner is None:  # the winner failed in the meantime: try once more
-                self._insert(
-                    job_id,
-                    table,
-                    content_sha256,
-                    size_bytes,
-                    original_name,
-                    blob_name,
-                    on_conflict,
-                    parts,
-                    key,
-                    now,
-                )
-            else:
+            if winner is not None:
                 return winner, False
+            self._insert(job, parts)  # the winner failed in the meantime: try once more
         return self.get(job_id), True
 
-    def _insert(
-        self,
-        job_id: str,
-        table: str,
-        content_sha256: str,
-        size_bytes: int,
-        original_name: str | None,
-        blob_name: str,
-        on_conflict: str,
-        parts: list[PartPlan],
-        key: str | None,
-        now: datetime,
-    ) -> None:
+    def _insert(self, job: dict[str, Any], parts: list[PartPlan]) -> None:
+        now = job["created_at"]
         with self.db.write() as conn:
-            conn.execute(
-                jobs_t.insert().values(
-                    job_id=job_id,
-                    table_name=table,
-                    status=JobStatus.QUEUED.value,
-                    content_sha256=content_sha256,
-                    size_bytes=size_bytes,
-                    original_name=original_name,
-                    blob_name=blob_name,
-                    on_conflict=on_conflict,
-                    dedup_key=key,
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
+            conn.execute(jobs_t.insert().values(**job))
             conn.execute(
                 parts_t.insert(),
                 [
                     {
-                        "job_id": job_id,
+                        "job_id": job["job_id"],
                         "part_no": i,
                         "start_offset": p.start,
                         "end_offset": p.end,
@@ -301,6 +269,17 @@ class JobStore:
                     }
                     for i, p in enumerate(parts)
                 ],
+            )
+
+    def warn(self, conn: Connection, job_id: str, warning: str) -> None:
+        """Add ``warning`` to the job, in the caller's transaction."""
+        current = conn.execute(select(jobs_t.c.warnings).where(jobs_t.c.job_id == job_id)).scalar()
+        lines = current.splitlines() if current else []
+        if warning not in lines:
+            conn.execute(
+                update(jobs_t)
+                .where(jobs_t.c.job_id == job_id)
+                .values(warnings="\n".join([*lines, warning]))
             )
 
     def mark_dispatched(self, job_id: str) -> bool:

@@ -145,6 +145,20 @@ def _quoting_problem(raw: str) -> str:
     return "the line does not hold exactly one record" if len(rows) != 1 else "unbalanced quotes"
 
 
+def looks_like_header(spec: TableSpec, raw: str) -> bool:
+    """Whether a rejected first line names the table's columns, as a header row does (case,
+    spaces, underscores and quotes aside)."""
+    try:
+        fields = next(csv.reader([raw]), [])
+    except csv.Error:
+        return False
+
+    def plain(name: str) -> str:
+        return name.strip().strip('"').strip().lower().replace(" ", "_")
+
+    return [plain(f) for f in fields] == [plain(c) for c in spec.column_names]
+
+
 def rule_counts(rejections: Sequence[Iterable[FieldError]]) -> dict[str, int]:
     """How many rejections broke each rule."""
     counts: dict[str, int] = {}

@@ -86,6 +86,8 @@ ingest_jobs = Table(
     # "table:sha256:on_conflict" while the job may be reused for identical content (not forced,
     # not failed or cancelled); unique, so concurrent identical uploads make exactly one job.
     Column("dedup_key", String(128)),
+    # What a person should know about a job that did not fail, one sentence a line.
+    Column("warnings", UnicodeText),
     Index("ix_ingest_jobs_table_sha", "table_name", "content_sha256"),
     Index("ix_ingest_jobs_status_table", "status", "table_name"),
     Index(

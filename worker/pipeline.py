@@ -20,7 +20,7 @@ from common.messages import JobMessage
 from common.prefetch import prefetched
 from common.rejections import log_rejections
 from common.rows import RawRows, Rejection, ValidRows
-from common.rules import ROW, broken
+from common.rules import ROW, broken, looks_like_header
 from common.tables import TableSpec, table_spec
 from common.validation import validate
 
@@ -28,6 +28,7 @@ log = structlog.get_logger("ingest.worker")
 
 _HEAD_BYTES = 64 * 1024
 _LEASE_SHARE_OF_LOCK = 0.8
+HEADER_ROW = "line 1 looks like a header row; it was rejected (the files have no header)"
 # A job that inserted at least this many rows has the table's statistics refreshed after it.
 REFRESH_AFTER_ROWS = 100_000
 
@@ -164,6 +165,10 @@ class PartIngestor:
                     rows_updated=committed.updated,
                     rows_rejected=len(committed.rejected),
                 )
+                if block.offset == 0 and any(
+                    r.line == 1 and looks_like_header(spec, r.raw) for r in committed.rejected
+                ):
+                    jobs.warn(conn, job.job_id, HEADER_ROW)
                 jobs.advance(conn, part, self.owner, block.offset, progress, self.lease_seconds)
             return committed
 

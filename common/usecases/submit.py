@@ -14,6 +14,8 @@ from common.queue import JobQueue
 
 log = structlog.get_logger("ingest.submit")
 
+EMPTY_FILE = "the file is empty"
+
 
 @dataclass(frozen=True)
 class StoredUpload:
@@ -54,6 +56,7 @@ def submit(
         on_conflict=on_conflict,
         parts=upload.parts,
         reusable=not force,
+        warnings=(EMPTY_FILE,) if upload.size == 0 else (),
     )
     if not created:
         blob.delete(upload.container, upload.blob_name)

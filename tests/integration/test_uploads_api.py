@@ -298,6 +298,37 @@ def test_an_empty_file_succeeds_having_read_nothing(client: TestClient, services
     done = job(client, created.json()["job_id"])
     assert (done["status"], done["rows_read"], done["rows_rejected"]) == ("succeeded", 0, 0)
     assert client.get(f"/jobs/{done['job_id']}/rejected-rows").json()["total"] == 0
+    assert done["warnings"] == ["the file is empty"]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "warned"),
+    [
+        (b"id,department", True),
+        (b'"ID", "Department"', True),
+        (b"\xef\xbb\xbfid,department", True),
+        (b"x,Sales", False),  # rejected, but not a header
+        (b"id,department,extra", False),
+    ],
+)
+def test_a_first_line_that_names_the_columns_is_rejected_with_a_warning(
+    client: TestClient, services: Services, first_line: bytes, warned: bool
+) -> None:
+    created = client.post(
+        "/uploads/departments",
+        content=first_line + b"\n1,Sales\n2,Legal\n",
+        headers={"content-type": "text/csv"},
+    )
+    drain(services)
+
+    done = job(client, created.json()["job_id"])
+    assert (done["status"], done["rows_inserted"], done["rows_rejected"]) == ("succeeded", 2, 1)
+    if warned:
+        assert done["warnings"] == [
+            "line 1 looks like a header row; it was rejected (the files have no header)"
+        ]
+    else:
+        assert done["warnings"] == []
 
 
 def test_a_file_that_is_not_utf8_text_fails_its_job_with_a_readable_error(

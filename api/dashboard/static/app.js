@@ -234,6 +234,8 @@ async function showJob(jobId) {
     summaryItem("Attempts", num(job.attempts)),
     summaryItem("Time", duration(job)),
   );
+  $("#job-warnings").hidden = !job.warnings.length;
+  $("#job-warnings").replaceChildren(...job.warnings.map((w) => el("li", {}, w)));
   $("#job-waiting").hidden = !job.waiting_for.length;
   $("#job-waiting").textContent = job.waiting_for.length
     ? `Waiting for ${job.waiting_for.length} earlier upload(s) of the tables it references: ${job.waiting_for.map(shortId).join(", ")}.`
