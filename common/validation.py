@@ -74,7 +74,7 @@ def _text_column(col: _Column, text: pa.Array) -> pa.Array:
         f"{col.name} must be at most {MAX_TEXT_LENGTH} characters",
     )
     col.check(
-        pc.match_substring_regex(text, r"[\x00-\x08\x0b\x0c\x0e-\x1f]"),
+        pc.match_substring_regex(text, r"\p{Cc}"),  # every control character: C0, DEL, C1
         "invalid_character",
         f"{col.name} contains a control character",
     )
