@@ -53,3 +53,23 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(_libpq(ADMIN_URL), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def empty_postgres_database(url: str) -> None:
+    """Empty every table but the migrations' own and reset the statistics, as in a new migrated
+    database: other sessions still connected are ended first, so that none holds a lock."""
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT quote_ident(tablename) FROM pg_tables "
+                "WHERE schemaname = current_schema() AND tablename <> 'alembic_version'"
+            )
+        ]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        conn.execute("SELECT pg_stat_reset()")
