@@ -271,7 +271,7 @@ class Started:
         while time.monotonic() < deadline:
             if holds_listening_socket(self.pid, port):
                 return True
-            if self.process.poll() is not None or _lost_port(self):
+            if self.process.poll() is not None or lost_its_port(self):
                 return False
             time.sleep(0.05)
         pytest.fail(
@@ -360,7 +360,8 @@ def start(
     return Started(module, process, folder, base_url, _files=[out, err])
 
 
-def _lost_port(started: Started) -> bool:
+def lost_its_port(started: Started) -> bool:
+    """Whether the process could not listen because another one held its port."""
     return "address already in use" in started.stderr().lower()
 
 
@@ -380,7 +381,7 @@ def _start_listening(
         started.port = int(chosen[listen])
         if started.wait_listening(started.port):
             return started
-        lost_race = _lost_port(started)
+        lost_race = lost_its_port(started)
         started.kill_group()
         started.close_files()
         if not lost_race or attempt == BIND_ATTEMPTS:
