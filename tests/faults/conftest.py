@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 from tests.support.processes import (
     BIND_ATTEMPTS,
@@ -270,13 +271,15 @@ WAIT_FOR_BLOCKED_SECONDS = 60.0
 @contextmanager
 def table_held(database_url: str, table: str) -> Iterator[None]:
     """Hold ``LOCK TABLE … IN SHARE MODE`` on PostgreSQL for the block: reads go on, and a worker
-    that writes rows waits inside its commit transaction, holding its part, until it is let go."""
+    that writes rows waits inside its commit transaction, holding its part, until it is let go
+    (or until the server stops, which ends the session holding the lock too)."""
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
             conn.execute(text(f"LOCK TABLE {table} IN SHARE MODE"))
             yield
-            conn.rollback()
+            with suppress(DBAPIError):
+                conn.rollback()
     finally:
         engine.dispose()
 
