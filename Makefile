@@ -5,7 +5,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # The slow fault-injection tests (marker "slow") run in CI; `make test PYTEST_ARGS=` runs them too.
-PYTEST_ARGS ?= -m "not slow"
+# Two test processes (pytest-xdist): the tests mostly wait on servers and processes.
+PYTEST_ARGS ?= -m "not slow" -n 2 --dist worksteal
 
 .PHONY: install run test azurite odbc browser lint format bench clean
 
