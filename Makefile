@@ -8,7 +8,8 @@ BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-runtime
 DEV := $(VENV)/.installed-dev
 # The slow fault-injection tests (marker "slow") run in CI; `make test PYTEST_ARGS=` runs them too.
-PYTEST_ARGS ?= -m "not slow"
+# Two test processes (pytest-xdist): the tests mostly wait on servers and processes.
+PYTEST_ARGS ?= -m "not slow" -n 2 --dist worksteal
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
 .PHONY: install run test test-live azurite tsql odbc browser lint format bench clean

@@ -19,10 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, insert, or_, select, update
 
 from common.db import Database, utcnow
-from common.errors import TableBusy
+from common.errors import ConcurrentUpdate, TableBusy
 from common.schema import table_gates as gates_t
 
 # SQLAlchemy renders no row locks for SQL Server; these hints are its FOR SHARE.
@@ -34,6 +34,18 @@ class TableGates:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def ensure(self, tables: Iterable[str]) -> None:
+        """Give every table of ``tables`` its gate row; processes starting together may race to
+        insert one, and the loser finds it there."""
+        with self.db.read() as conn:
+            present = set(conn.execute(select(gates_t.c.table_name)).scalars())
+        for name in sorted(set(tables) - present):
+            try:
+                with self.db.write() as conn:
+                    conn.execute(insert(gates_t).values(table_name=name))
+            except ConcurrentUpdate:
+                pass
 
     def hold(self, conn: Connection, tables: Iterable[str]) -> datetime | None:
         """Share-lock the gates of ``tables`` in the caller's transaction; return when a restore

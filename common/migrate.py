@@ -13,7 +13,9 @@ from sqlalchemy import Connection, text
 
 from common.db import Database
 from common.errors import PermanentError
+from common.gates import TableGates
 from common.settings import load_settings
+from common.tables import TABLES
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of the service.
@@ -85,6 +87,8 @@ def upgrade(db: Database, revision: str = "head") -> None:
             elif db.dialect == "mssql":
                 conn.execute(text(MSSQL_RELEASE_LOCK))
                 conn.commit()
+    if revision == "head":
+        TableGates(db).ensure(TABLES)
 
 
 def main() -> None:

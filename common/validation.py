@@ -56,7 +56,8 @@ def _id_column(col: _Column, text: pa.Array) -> pa.Array:
 
 def _text_column(col: _Column, text: pa.Array) -> pa.Array:
     col.check(pc.greater(pc.utf8_length(text), MAX_TEXT_LENGTH), "too_long")
-    col.check(pc.match_substring_regex(text, r"[\x00-\x08\x0b\x0c\x0e-\x1f]"), "invalid_character")
+    # every control character: C0, DEL, C1
+    col.check(pc.match_substring_regex(text, r"\p{Cc}"), "invalid_character")
     return text
 
 

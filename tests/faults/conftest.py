@@ -8,7 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,16 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
-from tests.support.processes import Started, free_port, service_env, start
+from tests.support.processes import (
+    BIND_ATTEMPTS,
+    Started,
+    free_port,
+    lost_its_port,
+    service_env,
+    start,
+)
 
 FINISHED = ("succeeded", "failed")
 
@@ -68,10 +76,19 @@ class Fleet:
         return started
 
     def api(self, **extra: str) -> Started:
-        """Start ``python -m api`` on the fleet's port and wait until it is ready."""
-        started = self._start("api", "api", **extra)
-        started.wait_ready()
-        return started
+        """Start ``python -m api`` on the fleet's port and wait until it is ready; if another
+        process took that port meanwhile, the fleet moves to another one."""
+        for attempt in range(1, BIND_ATTEMPTS + 1):
+            started = self._start("api", "api", **extra)
+            if started.wait_listening(self.port):
+                started.wait_ready()
+                return started
+            lost = lost_its_port(started)
+            started.kill_group()
+            if not lost or attempt == BIND_ATTEMPTS:
+                pytest.fail(f"the API could not listen on {self.port}\n{started.stderr_tail()}")
+            self.port = free_port()
+        raise AssertionError("unreachable")
 
     def worker(self, slot: int = 0, *, wait: bool = True, **extra: str) -> Started:
         """Start ``python -m worker``; by default wait until it consumes."""
@@ -244,3 +261,40 @@ def write_parents_and_upload(client: httpx.Client, folder: Path, timeout: float 
         done = wait_for_job(client, job["job_id"], timeout)
         assert done["status"] == "succeeded", done
         assert done["rows_inserted"] == expected, done
+
+
+# --- holding a table, to stop every worker inside its commit ------------------------------------
+
+WAIT_FOR_BLOCKED_SECONDS = 60.0
+
+
+@contextmanager
+def table_held(database_url: str, table: str) -> Iterator[None]:
+    """Hold ``LOCK TABLE … IN SHARE MODE`` on PostgreSQL for the block: reads go on, and a worker
+    that writes rows waits inside its commit transaction, holding its part, until it is let go
+    (or until the server stops, which ends the session holding the lock too)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text(f"LOCK TABLE {table} IN SHARE MODE"))
+            yield
+            with suppress(DBAPIError):
+                conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def wait_until_blocked(database_url: str, table: str, writers: int = 1) -> None:
+    """Until ``writers`` sessions wait for a lock on ``table``."""
+    deadline = time.monotonic() + WAIT_FOR_BLOCKED_SECONDS
+    waiting = 0
+    while time.monotonic() < deadline:
+        [(waiting,)] = query(
+            database_url,
+            "SELECT COUNT(*) FROM pg_locks WHERE NOT granted AND relation = CAST(:t AS regclass)",
+            t=table,
+        )
+        if waiting >= writers:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"{waiting} of {writers} writers waited on {table} in {WAIT_FOR_BLOCKED_SECONDS} s")

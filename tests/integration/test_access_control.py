@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from common.access import Role
 from common.bootstrap import build_services
 from common.settings import Settings
 from tests.conftest import NO_WAIT_RETRY, make_settings
@@ -38,9 +39,11 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     [
         ("GET", "/jobs", READER),
         ("GET", "/reports/hires-by-quarter?year=2021", READER),
+        ("GET", "/metrics", READER),
         ("POST", "/tables/departments/rows", WRITER),
         ("POST", "/uploads/departments", WRITER),
         ("GET", "/dead-letters", ADMIN),
+        ("GET", "/backups", ADMIN),
     ],
 )
 def test_each_route_needs_its_role_and_says_so(
@@ -73,16 +76,27 @@ def test_each_route_needs_its_role_and_says_so(
             assert answer.status_code in (200, 202), (key, answer.text)
 
 
-def test_health_and_the_api_document_need_no_key(client: TestClient) -> None:
-    assert client.get("/healthz").status_code == 200
-    assert client.get("/openapi.json").status_code == 200
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/docs", "/openapi.json"])
+def test_health_readiness_and_the_api_document_need_no_key(client: TestClient, path: str) -> None:
+    answer = client.get(path)
+
+    assert answer.status_code == 200, answer.text
+    if path == "/readyz":
+        assert answer.json()["checks"] == {"database": "ok", "blob_store": "ok", "queue": "ok"}
+    if path == "/docs":
+        assert "/openapi.json" in answer.text
+    if path == "/openapi.json":
+        assert "/uploads/{table}" in answer.json()["paths"]
 
 
 def test_without_keys_the_service_refuses_to_listen_beyond_loopback(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="API_KEYS"):
         Settings(data_dir=tmp_path, host="0.0.0.0")
-    assert Settings(data_dir=tmp_path, host="0.0.0.0", allow_unauthenticated=True)
-    assert Settings(data_dir=tmp_path, host="0.0.0.0", api_keys=KEYS)
+    anyone = Settings(data_dir=tmp_path, host="0.0.0.0", allow_unauthenticated=True)
+    assert (anyone.host, bool(anyone.keys)) == ("0.0.0.0", False)
+    keyed = Settings(data_dir=tmp_path, host="0.0.0.0", api_keys=KEYS)
+    roles = [keyed.keys.role_of(k) for k in (READER, WRITER, ADMIN, "not-a-key-at-all-123")]
+    assert (keyed.host, roles) == ("0.0.0.0", [Role.READ, Role.WRITE, Role.ADMIN, None])
 
 
 def test_short_or_roleless_keys_are_refused_at_start(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The Azure Blob adapter against Azurite: many blocks, ranges, metadata, outages, configuration."""
+"""The Azure Blob adapter against Azurite: many blocks, ranges, metadata, outages, configuration
+(managed identity: ``test_managed_identity.py``)."""
 
 from __future__ import annotations
 
@@ -162,12 +163,4 @@ def test_settings_with_a_connection_string_build_the_azure_store(
 
     assert len(committed_blocks(server, "from-settings", "three-blocks.csv")) == 3
     store.ping()
-    store.close()
-
-
-def test_settings_with_an_account_url_build_without_connecting(tmp_path: Path) -> None:
-    settings = Settings(
-        data_dir=tmp_path, azure_storage_account_url="https://nosuchaccount.blob.core.windows.net"
-    )
-    store = AzureBlobStore.from_settings(settings)  # nothing connects until it is used
     store.close()

@@ -24,6 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common.backup import catalog_of
+from common.backup.avroschema import META_VERSION, SCHEMA_VERSION
 from common.backup.records import BackupRecord
 from common.backup.scheduler import BackupScheduler, run_id_for
 from common.bootstrap import Services
@@ -203,6 +204,88 @@ def test_a_damaged_or_foreign_backup_is_refused_and_the_table_untouched(
     expected_words = {"corrupt": "checksum", "truncated": "truncated", "foreign": "jobs"}[how]
     assert expected_words in response.json()["detail"]
     assert table_rows(services, "departments") == before
+
+
+def _with_schema_version(
+    services: Services, backup: dict[str, Any], *, in_file: int, in_record: int
+) -> None:
+    """Write the backup again saying schema version ``in_file`` in its AVRO header and
+    ``in_record`` in its record, with a checksum that matches the new bytes."""
+    catalog = catalog_of(services)
+    record = catalog.get(backup["backup_id"])
+    reader = fastavro.reader(io.BytesIO(blob_file(services, backup).read_bytes()))
+    out = io.BytesIO()
+    metadata = {k: v for k, v in reader.metadata.items() if not k.startswith("avro.")}
+    fastavro.writer(
+        out, reader.writer_schema, list(reader), metadata={**metadata, META_VERSION: str(in_file)}
+    )
+    data = out.getvalue()
+    writer = catalog.blob.open_writer(catalog.container, record.blob_name)
+    writer.write(data)
+    changed = {"byte_size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    writer.commit(
+        BackupRecord(**{**record.__dict__, **changed, "schema_version": in_record}).to_metadata()
+    )
+
+
+@pytest.mark.parametrize(
+    ("in_file", "in_record", "says"),
+    [
+        (SCHEMA_VERSION + 98, SCHEMA_VERSION + 98, "is not one this service reads"),
+        (SCHEMA_VERSION, SCHEMA_VERSION + 1, "its record"),
+    ],
+    ids=["unknown-version", "file-and-record-disagree"],
+)
+def test_a_backup_of_another_schema_version_is_refused_and_the_table_untouched(
+    loaded: tuple[Services, TestClient], in_file: int, in_record: int, says: str
+) -> None:
+    services, client = loaded
+    backup = back_up(client, "departments")
+    _with_schema_version(services, backup, in_file=in_file, in_record=in_record)
+    added = client.post("/tables/departments/rows", json={"rows": [{"id": 50, "department": "X"}]})
+    assert added.status_code == 200, added.text
+    before = table_rows(services, "departments")
+
+    response = client.post(f"/backups/{backup['backup_id']}/restore")
+
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "schema version" in response.json()["detail"] and says in response.json()["detail"]
+    assert table_rows(services, "departments") == before
+
+
+def test_backups_are_listed_newest_first_and_filtered_by_table_and_run(
+    loaded: tuple[Services, TestClient],
+) -> None:
+    _, client = loaded
+    # Given a run of all three tables, a backup of jobs alone, and another run
+    first = back_up(client)
+    jobs_alone = back_up(client, "jobs")
+    second = back_up(client)
+    taken = [*first["backups"], jobs_alone, *second["backups"]]
+
+    def listed(**params: Any) -> tuple[list[str], int]:
+        answer = client.get("/backups", params={"limit": 100, **params})
+        assert answer.status_code == 200, answer.text
+        page = answer.json()
+        return [b["backup_id"] for b in page["items"]], page["total"]
+
+    # Then the list is newest first, and each filter keeps exactly its backups, in that order
+    newest_first = [b["backup_id"] for b in reversed(taken)]
+    assert listed() == (newest_first, 7)
+    jobs = [b["backup_id"] for b in reversed(taken) if b["table"] == "jobs"]
+    assert listed(table="jobs") == (jobs, 3)
+    run = [b["backup_id"] for b in reversed(first["backups"])]
+    assert listed(run_id=first["run_id"]) == (run, 3)
+    [first_jobs] = [b["backup_id"] for b in first["backups"] if b["table"] == "jobs"]
+    assert listed(table="jobs", run_id=first["run_id"]) == ([first_jobs], 1)
+    assert listed(run_id=jobs_alone["run_id"]) == ([jobs_alone["backup_id"]], 1)
+    assert listed(run_id="0" * 32) == ([], 0)
+    # and pages are slices of that order, with the total of the filter.
+    page = client.get("/backups", params={"table": "jobs", "limit": 1, "offset": 1}).json()
+    assert ([b["backup_id"] for b in page["items"]], page["total"]) == (jobs[1:2], 3)
+    unknown = client.get("/backups", params={"table": "employees"})
+    assert unknown.status_code == 404, unknown.text
 
 
 def test_restoring_a_parent_that_lacks_referenced_ids_is_a_conflict(

@@ -8,6 +8,7 @@ without touching any process it did not start. Output goes to files in the test'
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,6 +27,8 @@ from common.settings import Settings
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 40.0
+# Starts of a server whose free port another process took first.
+BIND_ATTEMPTS = 3
 
 # Fast but realistic knobs for every process an e2e test starts.
 FAST_ENV = {
@@ -39,12 +42,64 @@ FAST_ENV = {
 }
 
 
+def _ephemeral_ports() -> range:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(32768, 61000)
+
+
 def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
+    """A TCP port on loopback that nothing listens on right now.
+
+    It is drawn from below the kernel's ephemeral range, which outgoing connections (to
+    PostgreSQL, Azurite…) take their ports from, so none of them can take it before the process
+    meant to listen on it does. Another test may still draw it: :func:`running` checks that its
+    own process is the one listening, and starts it again on another port when it lost the race.
+    """
+    ephemeral = _ephemeral_ports()
+    first = 20_000 if ephemeral.start > 21_000 else 1024
+    last = ephemeral.start if ephemeral.start > first + 1000 else 65_536
+    for _ in range(50):
+        port = random.randrange(first, last)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+        found: int = s.getsockname()[1]
+        return found
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """``socket:[inode]`` of every TCP socket listening on ``port``, as /proc/<pid>/fd shows."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                local, state, inode = fields[1], fields[3], fields[9]
+                if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                    found.add(f"socket:[{inode}]")
+    return found
+
+
+def holds_listening_socket(pid: int, port: int) -> bool:
+    """Whether ``pid`` or one of its descendants listens on ``port``."""
+    sockets = _listening_sockets(port)
+    if not sockets:
+        return False
+    for owner in (pid, *descendants_of(pid)):
+        with suppress(OSError):
+            for fd in Path(f"/proc/{owner}/fd").iterdir():
+                with suppress(OSError):
+                    if os.readlink(fd) in sockets:
+                        return True
+    return False
 
 
 def _setting_names() -> set[str]:
@@ -165,6 +220,7 @@ class Started:
     process: subprocess.Popen[bytes]
     folder: Path
     base_url: str | None = None
+    port: int | None = None
     _files: list[object] = field(default_factory=list, repr=False)
 
     @property
@@ -207,6 +263,20 @@ class Started:
                 )
             time.sleep(0.1)
         pytest.fail(f"{self.module} did not log {text!r} in {timeout:.0f} s\n{self.stderr_tail()}")
+
+    def wait_listening(self, port: int, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
+        """True once this process (or a child) listens on ``port``; False if it could not bind
+        it (another process holds it) and exited or said so."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if holds_listening_socket(self.pid, port):
+                return True
+            if self.process.poll() is not None or lost_its_port(self):
+                return False
+            time.sleep(0.05)
+        pytest.fail(
+            f"{self.module} did not listen on {port} in {timeout:.0f} s\n{self.stderr_tail()}"
+        )
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
         """Wait until GET /readyz answers 200."""
@@ -287,7 +357,38 @@ def start(
         stderr=err,
         start_new_session=True,
     )
-    return Started(module, process, folder, base_url, [out, err])
+    return Started(module, process, folder, base_url, _files=[out, err])
+
+
+def lost_its_port(started: Started) -> bool:
+    """Whether the process could not listen because another one held its port."""
+    # The API says so in a sentence (common/listening.py); other servers in the errno's words.
+    said = started.stderr().lower()
+    return "address already in use" in said or "is already in use" in said
+
+
+def _start_listening(
+    module: str, folder: Path, env: Mapping[str, str], *, http: bool, listen: str | None
+) -> Started:
+    """Start the process with a free port in the setting ``listen`` and see it listen there;
+    start it again on another port if another process took that one first."""
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        chosen = dict(env)
+        if listen is not None:
+            chosen[listen] = str(free_port())
+        base_url = f"http://127.0.0.1:{chosen['PORT']}" if http else None
+        started = start(module, folder, chosen, base_url=base_url)
+        if listen is None:
+            return started
+        started.port = int(chosen[listen])
+        if started.wait_listening(started.port):
+            return started
+        lost_race = lost_its_port(started)
+        started.kill_group()
+        started.close_files()
+        if not lost_race or attempt == BIND_ATTEMPTS:
+            pytest.fail(f"{module} could not listen on {chosen[listen]}\n{started.stderr_tail()}")
+    raise AssertionError("unreachable")
 
 
 @contextmanager
@@ -297,18 +398,20 @@ def running(
     env: Mapping[str, str],
     *,
     http: bool,
+    listen: str | None = None,
     ready_log: str | None = None,
     clean_exit_log: str | None = None,
 ) -> Iterator[Started]:
     """Run ``python -m <module>`` for the ``with`` block, ready when it yields.
 
-    On a clean exit of the block, the process must stop on SIGTERM with exit code 0 and leave
-    no process behind; when the block raised, everything it started is cleaned up regardless.
-    A process that logs ``clean_exit_log`` may instead end by the SIGTERM itself: uvicorn
-    shuts down gracefully, then raises the signal it caught again, as a Unix process should.
+    An HTTP server gets a free port in ``PORT``; ``listen`` names another setting that takes a
+    port to listen on (``WORKER_METRICS_PORT``). On a clean exit of the block, the process must
+    stop on SIGTERM with exit code 0 and leave no process behind; when the block raised,
+    everything it started is cleaned up regardless. A process that logs ``clean_exit_log`` may
+    instead end by the SIGTERM itself: uvicorn shuts down gracefully, then raises the signal it
+    caught again, as a Unix process should.
     """
-    base_url = f"http://127.0.0.1:{env['PORT']}" if http else None
-    started = start(module, folder, env, base_url=base_url)
+    started = _start_listening(module, folder, env, http=http, listen="PORT" if http else listen)
     try:
         if http:
             started.wait_ready()
@@ -338,13 +441,7 @@ def supervisor(
     folder: Path, *, workers: int = 1, database_url: str | None = None, **extra: str
 ) -> AbstractContextManager[Started]:
     """``python -m common.supervisor`` (what ``make run`` starts) on a free port."""
-    env = service_env(
-        folder / "data",
-        port=free_port(),
-        workers=workers,
-        database_url=database_url,
-        extra=extra,
-    )
+    env = service_env(folder / "data", workers=workers, database_url=database_url, extra=extra)
     return running("common.supervisor", folder, env, http=True, ready_log="service started")
 
 
@@ -352,13 +449,15 @@ def api(
     folder: Path, *, database_url: str | None = None, **extra: str
 ) -> AbstractContextManager[Started]:
     """``python -m api`` alone on a free port."""
-    env = service_env(folder / "data", port=free_port(), database_url=database_url, extra=extra)
+    env = service_env(folder / "data", database_url=database_url, extra=extra)
     return running("api", folder, env, http=True, clean_exit_log='"Application shutdown complete."')
 
 
 def worker(
-    folder: Path, *, database_url: str | None = None, **extra: str
+    folder: Path, *, database_url: str | None = None, metrics: bool = False, **extra: str
 ) -> AbstractContextManager[Started]:
-    """``python -m worker`` alone, ready once it logs that it started consuming."""
+    """``python -m worker`` alone, ready once it logs that it started consuming; with
+    ``metrics``, serving its own metrics on a free port (``WORKER_METRICS_PORT``)."""
     env = service_env(folder / "data", database_url=database_url, extra=extra)
-    return running("worker", folder, env, http=False, ready_log="worker started")
+    listen = "WORKER_METRICS_PORT" if metrics else None
+    return running("worker", folder, env, http=False, listen=listen, ready_log="worker started")

@@ -53,3 +53,26 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(_libpq(ADMIN_URL), autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def empty_postgres_database(url: str) -> None:
+    """Empty every table but the migrations' own and reset the statistics, as in a new migrated
+    database: other sessions still connected are ended first, so that none holds a lock."""
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT quote_ident(tablename) FROM pg_tables "
+                "WHERE schemaname = current_schema() "
+                "AND tablename NOT IN ('alembic_version', 'table_gates')"
+            )
+        ]
+        if tables:
+            conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        # The gates are the migrations' own rows too: only their marks go.
+        conn.execute("UPDATE table_gates SET restore_owner = NULL, restore_until = NULL")
+        conn.execute("SELECT pg_stat_reset()")

@@ -146,13 +146,43 @@ def test_an_empty_block_has_no_rows() -> None:
 
 @pytest.mark.parametrize(
     "head",
-    [b"\xff\xfe1\x00,\x00S\x00", b"\xfe\xff\x001\x00,", bytes(range(32)) * 50],
-    ids=["utf16-le", "utf16-be", "binary"],
+    [
+        b"\xff\xfe1\x00,\x00S\x00",
+        b"\xfe\xff\x001\x00,",
+        "1,Sales\n".encode("utf-16-le") * 50,
+        bytes(range(32)) * 50,
+        bytes(range(128, 256)) * 20,
+        b"1,Ann" + b"\x00" * 200 + b"\n",
+    ],
+    ids=["utf16-le", "utf16-be", "utf16-without-bom", "control-bytes", "not-utf8", "nul-padded"],
 )
 def test_a_file_that_is_not_text_is_refused_as_a_whole(head: bytes) -> None:
     with pytest.raises(NotText):
         check_is_text(head)
 
 
-def test_text_with_a_stray_control_byte_is_still_text() -> None:
-    check_is_text(b"1,Sales\n" * 500 + b"2,Le\x01gal\n")
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"1,Sales\n" * 500 + b"2,Le\x01gal\n",
+        # Three short lines, two of them with a control character: still a text file.
+        b"1,Ann\x07,2021-07-27T16:02:08Z,1,1\n2,Bob\x1b[31m,2021-07-27T16:02:08Z,1,1\n"
+        b"3,Person,2021-07-27T16:02:08Z,1,1\n",
+        b"1,Ann\x00Smith\n2,Bob\n",
+        "1,José Müller\n2,Zoë\n".encode("latin-1"),
+        b"",
+    ],
+    ids=["stray-control-byte", "small-file-two-controls", "one-nul", "latin-1-lines", "empty"],
+)
+def test_text_with_a_few_bad_bytes_is_still_text(head: bytes) -> None:
+    check_is_text(head)
+
+
+def test_the_share_of_bad_bytes_decides_and_only_the_head_is_read() -> None:
+    # A third of the bytes is the limit: at it a file is text, one byte more is not.
+    text = b"a,b\n" * 300
+    check_is_text(text + b"\x01" * (len(text) // 2))
+    with pytest.raises(NotText):
+        check_is_text(text + b"\x01" * (len(text) // 2 + 1))
+    # Bytes past the first 64 KiB are not looked at.
+    check_is_text(b"1,Sales\n" * 9000 + b"\x00" * 100_000)

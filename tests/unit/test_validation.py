@@ -98,10 +98,18 @@ def test_text_is_at_most_255_characters() -> None:
     assert broken(result) == {2: [("name", "too_long")]}
 
 
-def test_text_with_a_control_character_is_rejected() -> None:
-    result = check(hired_line(name="Ada\x01Lovelace"), spec=HIRED)
+@pytest.mark.parametrize("control", ["\x00", "\x01", "\t", "\x1b", "\x7f", "\x85", "\x9f"])
+def test_text_with_a_control_character_is_rejected(control: str) -> None:
+    result = check(hired_line(name=f"Ada{control}Lovelace"), spec=HIRED)
 
     assert broken(result) == {1: [("name", "invalid_character")]}
+
+
+def test_letters_joiners_and_marks_are_not_control_characters() -> None:
+    name = "Zo\u00eb \U0001f469\u200d\U0001f4bb e\u0301 \u00a0\u674e"
+    result = check(hired_line(name=name), spec=HIRED)
+
+    assert broken(result) == {}
 
 
 @pytest.mark.parametrize(
