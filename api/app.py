@@ -15,8 +15,8 @@ from api.problems import install_problem_handlers
 from api.routes import backups, dead_letters, health, jobs, metrics, reports, tables, uploads
 from common.bootstrap import Services, build_services
 from common.metrics import ServiceCollector
-from common.migrate import upgrade
 from common.settings import Settings
+from common.sql.migrate import upgrade
 
 DESCRIPTION = """Upload headerless CSV files for `departments`, `jobs` and `hired_employees`;
 workers validate every row, insert the valid ones and keep every rejected one with its reason.

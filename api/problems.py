@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 
 from api.wording import sentence
 from common.errors import (
+    DeadLetterTaken,
     IngestError,
     JobFinished,
     JobNotFinished,
@@ -23,7 +24,6 @@ from common.errors import (
     UnknownJob,
     UnknownTable,
 )
-from common.usecases.dead_letters import DeadLetterTaken
 
 log = structlog.get_logger("ingest.api")
 PROBLEM_JSON = "application/problem+json"

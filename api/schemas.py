@@ -8,7 +8,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
-from common.jobs import Job, JobStatus
+from common.model.jobs import Job, JobStatus
 
 T = TypeVar("T")
 MAX_BATCH_ROWS = 1000

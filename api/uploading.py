@@ -14,10 +14,10 @@ from starlette.concurrency import run_in_threadpool
 from api.problems import Problem
 from common.blob import BlobWriter
 from common.bootstrap import Services
-from common.db import utcnow
 from common.errors import IngestError
-from common.planner import UploadPlanner
-from common.tables import LOAD_ORDER, table_spec
+from common.model.catalog import LOAD_ORDER, table_spec
+from common.pipeline.cutting import UploadPlanner
+from common.sql.db import utcnow
 from common.usecases.retention import UPLOADED_AT
 from common.usecases.submit import StoredUpload
 

@@ -30,8 +30,8 @@ from sqlalchemy.engine import make_url
 
 from bench.generate import write_hired, write_parents
 from bench.service import running_service
-from common.db import Database
-from common.migrate import upgrade
+from common.sql.db import Database
+from common.sql.migrate import upgrade
 
 ADMIN_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

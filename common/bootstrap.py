@@ -6,14 +6,18 @@ from dataclasses import dataclass
 
 from common.blob import BlobStore
 from common.blob.local import LocalBlobStore
-from common.db import Database
-from common.jobs import JobStore
 from common.queue import JobQueue
 from common.queue.sql import SqlJobQueue
-from common.rejections import RejectionStore
 from common.retry import RetryPolicy
 from common.settings import Settings
-from common.usecases.dead_letters import DeadLetterClaims, DeadLetters
+from common.sql.db import Database
+from common.stores.claims import DeadLetterClaims
+from common.stores.job_states import JobStates
+from common.stores.jobs import JobStore
+from common.stores.parts import PartLeases
+from common.stores.rejections import RejectionStore
+from common.stores.sends import JobSends
+from common.usecases.dead_letters import DeadLetters
 
 
 @dataclass
@@ -25,6 +29,9 @@ class Services:
     blob: BlobStore
     queue: JobQueue
     jobs: JobStore
+    parts: PartLeases
+    sends: JobSends
+    states: JobStates
     rejections: RejectionStore
     retry: RetryPolicy  # a worker's retries in place: a few, then the message is handed back
     request_retry: RetryPolicy  # an API request's: until its deadline, then 503
@@ -72,14 +79,18 @@ def build_services(
         blob.ensure_container(container)
     queue = queue or build_queue(settings, db)
     jobs = JobStore(db)
+    states = JobStates(db, jobs)
     return Services(
         settings=settings,
         db=db,
         blob=blob,
         queue=queue,
         jobs=jobs,
+        parts=PartLeases(db),
+        sends=JobSends(db),
+        states=states,
         rejections=RejectionStore(db),
-        dead_letters=DeadLetters(queue, jobs, DeadLetterClaims(db)),
+        dead_letters=DeadLetters(queue, jobs, states, DeadLetterClaims(db)),
         retry=retry
         or RetryPolicy(
             attempts=settings.retry_attempts, max_wait_seconds=settings.retry_max_wait_seconds

@@ -1,15 +1,42 @@
 """The project's error tree. Adapters translate driver and SDK errors into these at the edge.
 
-Only :class:`TransientError` is ever retried; :class:`PermanentError` dead-letters at once.
+Each error says what becomes of a message whose handling raised it (``delivery``), so the
+worker settles by asking the error, not by the order of ``isinstance`` checks::
+
+    IngestError                      retry: hand the message back after a back-off
+    ├── TransientError               retry (in place first; then hand back; at the last
+    │   │                             allowed delivery, dead-letter)
+    │   ├── DatabaseUnavailable, BlobStoreUnavailable, QueueUnavailable
+    │   └── ConcurrentUpdate         another writer got there first: retry from the new state
+    ├── PermanentError               give up: dead-letter at once, the job fails
+    │   └── BlobNotFound, UnknownTable, MalformedMessage, UnknownJob, NotText
+    ├── Interrupted                  resume: hand back at once (the worker is stopping)
+    ├── LeaseLost, JobCancelled      complete: another worker has the part, or nobody should
+    ├── LockLost                     the message cannot be settled any more (its lock is gone)
+    └── for the API: MessageNotFound, DeadLetterTaken, JobFinished, JobNotFinished, TableBusy
+
+A bug (any other exception) is retried like a transient error, and logged as unexpected.
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Delivery(StrEnum):
+    """What becomes of a message whose handling raised the error."""
+
+    RETRY = "retry"
+    GIVE_UP = "give up"
+    RESUME = "resume"
+    COMPLETE = "complete"
 
 
 class IngestError(Exception):
     """Base of every error the service raises on purpose."""
 
     reason: str = "IngestError"
+    delivery: Delivery = Delivery.RETRY
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or self.reason).strip())
@@ -28,6 +55,7 @@ class PermanentError(IngestError):
     """A failure that retrying cannot fix."""
 
     reason = "PermanentError"
+    delivery = Delivery.GIVE_UP
 
 
 class DatabaseUnavailable(TransientError):
@@ -98,18 +126,26 @@ class LeaseLost(IngestError):
     """Another worker took this part over; it carries the work on from the checkpoint."""
 
     reason = "LeaseLost"
+    delivery = Delivery.COMPLETE
 
 
 class JobCancelled(IngestError):
     """An operator cancelled the job; the delivery stops without touching the data."""
 
     reason = "JobCancelled"
+    delivery = Delivery.COMPLETE
 
 
 class JobFinished(IngestError):
     """The job is already over; it cannot be cancelled or deleted in this state."""
 
     reason = "JobFinished"
+
+
+class DeadLetterTaken(IngestError):
+    """Another request resubmits or purges this dead letter, or already did."""
+
+    reason = "DeadLetterTaken"
 
 
 class JobNotFinished(IngestError):

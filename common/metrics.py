@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from common.bootstrap import Services
 from common.errors import IngestError
-from common.jobs import JobStatus
-from common.schema import batches as batches_t
-from common.schema import ingest_jobs as jobs_t
-from common.schema import job_parts as parts_t
-from common.tables import LOAD_ORDER
+from common.model.catalog import LOAD_ORDER
+from common.model.jobs import JobStatus
+from common.sql.schema import batches as batches_t
+from common.sql.schema import ingest_jobs as jobs_t
+from common.sql.schema import job_parts as parts_t
 
 
 class ServiceCollector(Collector):

@@ -17,11 +17,11 @@ from types import FrameType
 
 import structlog
 
-from common.db import Database
 from common.listening import CannotListen, check_free
 from common.logging import configure_logging
-from common.migrate import current_revision, upgrade
 from common.settings import Settings, load_settings
+from common.sql.db import Database
+from common.sql.migrate import current_revision, upgrade
 
 log = structlog.get_logger("ingest.supervisor")
 

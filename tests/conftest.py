@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from common.bootstrap import Services, build_services
-from common.db import Database
-from common.migrate import upgrade
 from common.retry import RetryPolicy
 from common.settings import Settings
+from common.sql.db import Database
+from common.sql.migrate import upgrade
 from tests.support.services import empty_postgres_database, postgres_database
 
 REPO = Path(__file__).resolve().parent.parent

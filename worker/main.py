@@ -14,19 +14,77 @@ import pyarrow as pa
 import structlog
 from prometheus_client import start_http_server
 
+from common.backup.scheduler import scheduler_for
 from common.bootstrap import Services, build_services
 from common.logging import configure_logging
-from common.migrate import upgrade
 from common.settings import load_settings
+from common.sql.migrate import upgrade
+from common.usecases.ingest_part import IngestSettings, PartIngestor
+from common.usecases.reconcile import Reconciler, ReconcileTiming
+from common.usecases.retention import Retention, RetentionPolicy
 from worker import metrics
 from worker.consumer import Consumer
+from worker.decision import DeliveryPolicy
+from worker.hooks import Chores, Heartbeat, Hook, Metrics, ScheduledBackups
 
 log = structlog.get_logger("ingest.worker")
 
 
 def build_consumer(services: Services, stop: threading.Event) -> Consumer:
-    """A consumer with a fresh owner id; tests build theirs the same way."""
-    return Consumer(services, owner=str(uuid.uuid4()), stop=stop)
+    """A consumer with a fresh owner id and its hooks, wired from ``services``; tests build
+    theirs the same way."""
+    settings = services.settings
+    owner = str(uuid.uuid4())
+    ingestor = PartIngestor(
+        services.db,
+        services.jobs,
+        services.parts,
+        services.blob,
+        services.retry,
+        IngestSettings.of(settings, services.queue.lock_duration_seconds),
+        owner,
+        stop,
+    )
+    reconciler = Reconciler(
+        services.db,
+        services.jobs,
+        services.sends,
+        services.states,
+        services.queue,
+        owner,
+        ReconcileTiming(
+            every_seconds=settings.reconcile_every_seconds,
+            unsent_after_seconds=settings.unsent_after_seconds,
+            quiet_seconds=settings.reconcile_quiet_seconds,
+        ),
+    )
+    retention = Retention(
+        services.db,
+        services.jobs,
+        services.blob,
+        settings.blob_container_name_historic,
+        owner,
+        RetentionPolicy(job_days=settings.job_retention_days),
+    )
+    hooks: list[Hook] = [Chores(reconciler, retention), Metrics()]
+    if settings.heartbeat_file is not None:
+        hooks.append(Heartbeat(settings.heartbeat_file))
+    backups = scheduler_for(services, owner)
+    if backups is not None:
+        hooks.append(ScheduledBackups(backups))
+    return Consumer(
+        services.queue,
+        ingestor,
+        DeliveryPolicy(
+            max_deliveries=services.queue.max_delivery_count,
+            backoff_seconds=settings.transient_backoff_seconds,
+            backoff_max_seconds=settings.transient_backoff_max_seconds,
+        ),
+        services.states,
+        stop,
+        receive_wait_seconds=settings.receive_wait_seconds,
+        hooks=hooks,
+    )
 
 
 def main() -> None:

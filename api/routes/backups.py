@@ -19,7 +19,7 @@ from common.backup.errors import BackupInvalid, BackupNotFound, RestoreConflict
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.writer import take_backups
 from common.bootstrap import Services
-from common.tables import LOAD_ORDER, table_spec
+from common.model.catalog import LOAD_ORDER, table_spec
 from common.usecases.restore import restore_tables
 
 router = APIRouter(tags=["backups"], dependencies=[AdminAccess])

@@ -16,9 +16,9 @@ from api.problems import PROBLEM_RESPONSE
 from api.schemas import JobOut, Page, RejectedRowOut, RuleError
 from api.security import AdminAccess, ReadAccess
 from common.bootstrap import Services
-from common.jobs import Job, JobStatus
-from common.rejections import StoredRejection
-from common.tables import table_spec
+from common.model.catalog import table_spec
+from common.model.jobs import Job, JobStatus
+from common.stores.rejections import StoredRejection
 from common.usecases.retention import delete_job as remove_job
 
 router = APIRouter(tags=["jobs"], dependencies=[ReadAccess])
@@ -70,7 +70,7 @@ def get_job(job_id: str, services: ServicesDep) -> JobOut:
     summary="Cancel a queued or running job; rows already committed stay",
 )
 def cancel_job(job_id: str, services: ServicesDep) -> JobOut:
-    return _out(services, services.jobs.cancel(job_id, "cancelled by an operator"))
+    return _out(services, services.states.cancel(job_id, "cancelled by an operator"))
 
 
 @router.delete(

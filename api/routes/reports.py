@@ -18,7 +18,7 @@ from api.schemas import (
     HiresByQuarterRow,
 )
 from api.security import ReadAccess
-from common.reports import (
+from common.stores.reports import (
     DepartmentHires,
     QuarterRow,
     departments_above_mean,

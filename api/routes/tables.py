@@ -12,12 +12,12 @@ from api.routes.uploads import OnConflict
 from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
 from api.security import WriteAccess
 from common.errors import TableBusy
-from common.gates import TableGates
-from common.ingest import Committed, write_rows
-from common.jsonrows import rows_from_json
-from common.rejections import log_rejections
-from common.tables import table_spec
-from common.validation import validate
+from common.model.catalog import table_spec
+from common.pipeline.jsonrows import rows_from_json
+from common.pipeline.validation import validate
+from common.stores.gates import TableGates
+from common.stores.rejections import log_rejections
+from common.stores.writes import Committed, write_rows
 
 router = APIRouter(tags=["tables"], dependencies=[WriteAccess])
 

@@ -14,8 +14,8 @@ from api.schemas import JobOut, UploadsOut
 from api.security import WriteAccess
 from api.uploading import UploadSink, receive_multipart, receive_raw, request_body
 from common.bootstrap import Services
-from common.jobs import Job
-from common.tables import LOAD_ORDER, table_spec
+from common.model.catalog import LOAD_ORDER, table_spec
+from common.model.jobs import Job
 from common.usecases.submit import submit
 
 router = APIRouter(tags=["uploads"], dependencies=[WriteAccess])
@@ -89,6 +89,7 @@ async def _submit(
     return await run_in_threadpool(
         lambda: submit(
             services.jobs,
+            services.sends,
             services.queue,
             services.blob,
             sink.stored(),

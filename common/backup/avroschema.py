@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from common.backup.errors import BackupInvalid
-from common.tables import Kind, TableSpec
+from common.model.catalog import Kind, TableSpec
 
 SCHEMA_VERSION = 1
 # Versions this code can restore; an older layout would get its own entry (and a converter).

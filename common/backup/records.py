@@ -17,7 +17,7 @@ import structlog
 from common.backup.errors import BackupNotFound
 from common.blob import BlobInfo, BlobStore
 from common.errors import BlobNotFound
-from common.tables import LOAD_ORDER
+from common.model.catalog import LOAD_ORDER
 
 log = structlog.get_logger("ingest.backup")
 

@@ -21,11 +21,11 @@ from common.backup.avroschema import check_file_schema
 from common.backup.errors import BackupInvalid, RestoreConflict
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.streams import ChunkSource, buffered
-from common.db import Database
 from common.errors import IngestError
-from common.loader import bulk_insert
-from common.schema import data_tables
-from common.tables import LOAD_ORDER, TABLES, Kind, TableSpec, table_spec
+from common.model.catalog import LOAD_ORDER, TABLES, Kind, TableSpec, table_spec
+from common.sql.db import Database
+from common.sql.loader import bulk_insert
+from common.sql.schema import data_tables
 
 log = structlog.get_logger("ingest.backup")
 

@@ -24,10 +24,10 @@ from sqlalchemy import insert, or_, select, update
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.writer import take_backups
 from common.bootstrap import Services
-from common.db import Database, utcnow
 from common.errors import ConcurrentUpdate, IngestError
-from common.schema import leases
-from common.tables import LOAD_ORDER
+from common.model.catalog import LOAD_ORDER
+from common.sql.db import Database, utcnow
+from common.sql.schema import leases
 
 log = structlog.get_logger("ingest.backup")
 

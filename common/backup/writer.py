@@ -27,9 +27,9 @@ from common.backup.avroschema import (
 from common.backup.records import BackupCatalog, BackupRecord, blob_name
 from common.backup.streams import BlobSink
 from common.blob import BlobWriter
-from common.db import DRIVER_ERRORS, Database, translate_db_error, utcnow
-from common.schema import data_tables, ingest_jobs
-from common.tables import LOAD_ORDER, Kind, TableSpec, table_spec
+from common.model.catalog import LOAD_ORDER, Kind, TableSpec, table_spec
+from common.sql.db import DRIVER_ERRORS, Database, translate_db_error, utcnow
+from common.sql.schema import data_tables, ingest_jobs
 
 log = structlog.get_logger("ingest.backup")
 

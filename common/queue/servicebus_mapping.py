@@ -24,7 +24,6 @@ from azure.servicebus.exceptions import (
     SessionLockLostError,
 )
 
-from common.db import utcnow
 from common.errors import (
     IngestError,
     LockLost,
@@ -33,6 +32,7 @@ from common.errors import (
     QueueUnavailable,
 )
 from common.queue import DeadLetter, OutgoingMessage, ReceivedMessage
+from common.sql.db import utcnow
 
 # Service Bus rejects longer message ids.
 MAX_MESSAGE_ID = 128

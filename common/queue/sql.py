@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, delete, false, func, select, true, update
 
-from common.db import Database, utcnow
 from common.errors import LockLost, MessageNotFound, TransientError
 from common.queue import (
     MAX_DELIVERY_REASON,
@@ -24,7 +23,8 @@ from common.queue import (
     ReceivedMessage,
     fit_dead_letter_text,
 )
-from common.schema import queue_messages as qm
+from common.sql.db import Database, utcnow
+from common.sql.schema import queue_messages as qm
 
 _POLL_SECONDS = 0.1
 _MAX_SEQ = 2**31  # the sequence column is a 32-bit integer on PostgreSQL and SQL Server

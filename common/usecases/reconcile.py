@@ -30,12 +30,14 @@ from datetime import timedelta
 
 import structlog
 
-from common.db import Database, utcnow
 from common.errors import IngestError, MalformedMessage
-from common.jobs import JobStore
-from common.leases import try_lease
-from common.messages import JobMessage
+from common.model.messages import JobMessage
 from common.queue import DeadLetter, JobQueue
+from common.sql.db import Database, utcnow
+from common.stores.job_states import JobStates
+from common.stores.jobs import JobStore
+from common.stores.named_leases import try_lease
+from common.stores.sends import JobSends
 
 log = structlog.get_logger("ingest.reconcile")
 
@@ -84,12 +86,16 @@ class Reconciler:
         self,
         db: Database,
         jobs: JobStore,
+        sends: JobSends,
+        states: JobStates,
         queue: JobQueue,
         owner: str,
         timing: ReconcileTiming | None = None,
     ) -> None:
         self.db = db
         self.jobs = jobs
+        self.sends = sends
+        self.states = states
         self.queue = queue
         self.owner = owner
         self.timing = timing or ReconcileTiming()
@@ -116,15 +122,15 @@ class Reconciler:
 
     def _send_unsent(self, repairs: Repairs) -> None:
         created_before = utcnow() - timedelta(seconds=self.timing.unsent_after_seconds)
-        for job_id in self.jobs.undispatched(created_before):
+        for job_id in self.sends.unsent(created_before):
             try:
-                if not self.jobs.mark_dispatched(job_id):
+                if not self.sends.claim(job_id):
                     continue
                 pending = self.jobs.pending_parts(job_id)
                 try:
                     self.queue.send([JobMessage(job_id, n).first_send() for n in pending])
                 except IngestError:
-                    self.jobs.unmark_dispatched(job_id)
+                    self.sends.release(job_id)
                     raise
             except IngestError as exc:
                 log.warning("cannot queue an unsent job", job_id=job_id, error=str(exc))
@@ -134,7 +140,7 @@ class Reconciler:
 
     def _repair_stranded(self, repairs: Repairs) -> None:
         quiet_since = utcnow() - timedelta(seconds=self.timing.quiet_seconds)
-        before = self.jobs.stranded_candidates(quiet_since)
+        before = self.states.stranded_candidates(quiet_since)
         if not before:
             return
         in_queue = {part for body in self.queue.peek_active() if (part := _part_of(body))}
@@ -142,20 +148,20 @@ class Reconciler:
         for dead_letter in _all_dead_letters(self.queue):
             if (part := _part_of(dead_letter.body)) is not None:
                 dead.setdefault(part, dead_letter)
-        after = self.jobs.stranded_candidates(quiet_since)
+        after = self.states.stranded_candidates(quiet_since)
         for key, stamp in sorted(before.items()):
             if key in in_queue or after.get(key) != stamp:
                 continue
             job_id, part_no = key
             letter = dead.get(key)
             if letter is not None:
-                self.jobs.mark_failed(job_id, f"{letter.reason}: {letter.description}")
+                self.states.fail(job_id, f"{letter.reason}: {letter.description}")
                 repairs.failed.append(job_id)
                 log.warning(
                     "job failed: its message was dead-lettered", job_id=job_id, part=part_no
                 )
                 continue
             self.queue.send([JobMessage(job_id, part_no).later_send(None, "repair")])
-            self.jobs.touch(job_id)
+            self.states.touch(job_id)
             repairs.resent.append(key)
             log.warning("stranded part queued again", job_id=job_id, part=part_no)

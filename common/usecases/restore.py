@@ -5,7 +5,7 @@ their children (whose rows reference the restored ids), nor with batches into th
 must be the outcome of some serial order. It marks its tables (new loads and batches keep
 away), refuses while a load of them is running (``409`` naming the jobs) or, when asked, waits
 for those to finish, and then rewrites the tables in one transaction that holds the tables'
-gates exclusively (see :mod:`common.gates`).
+gates exclusively (see :mod:`common.stores.gates`).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from sqlalchemy import Connection
 
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.restore import restore
-from common.db import Database
 from common.errors import TableBusy
-from common.gates import TableGates
-from common.jobs import JobStore
-from common.tables import children_of
+from common.model.catalog import children_of
+from common.sql.db import Database
+from common.stores.gates import TableGates
+from common.stores.jobs import JobStore
 
 # A restore's mark is a lease, renewed while it runs, so a process that dies frees its tables.
 MARK_SECONDS = 60.0

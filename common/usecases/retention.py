@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 import structlog
 
 from common.blob import BlobStore
-from common.db import Database, utcnow
 from common.errors import IngestError
-from common.jobs import Job, JobStore
-from common.leases import try_lease
+from common.model.jobs import Job
+from common.sql.db import Database, utcnow
+from common.stores.jobs import JobStore
+from common.stores.named_leases import try_lease
 
 log = structlog.get_logger("ingest.retention")
 

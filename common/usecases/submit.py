@@ -8,9 +8,11 @@ import structlog
 
 from common.blob import BlobStore
 from common.errors import IngestError
-from common.jobs import Job, JobStore, PartPlan
-from common.messages import JobMessage
+from common.model.jobs import Job, PartPlan
+from common.model.messages import JobMessage
 from common.queue import JobQueue
+from common.stores.jobs import JobStore
+from common.stores.sends import JobSends
 
 log = structlog.get_logger("ingest.submit")
 
@@ -33,6 +35,7 @@ class StoredUpload:
 
 def submit(
     jobs: JobStore,
+    sends: JobSends,
     queue: JobQueue,
     blob: BlobStore,
     upload: StoredUpload,
@@ -61,26 +64,24 @@ def submit(
     if not created:
         blob.delete(upload.container, upload.blob_name)
         return job, False
-    dispatch(jobs, queue, blob, upload, job)
+    send(sends, queue, blob, upload, job)
     return job, True
 
 
-def dispatch(
-    jobs: JobStore, queue: JobQueue, blob: BlobStore, upload: StoredUpload, job: Job
-) -> None:
+def send(sends: JobSends, queue: JobQueue, blob: BlobStore, upload: StoredUpload, job: Job) -> None:
     """Send the new job's messages and note that they went. If the send fails, the job and its
     blob are removed unless a worker's reconciliation already claimed and sent them."""
     messages = [JobMessage(job.job_id, i).first_send() for i in range(job.parts)]
     try:
         queue.send(messages)
     except IngestError:
-        if jobs.delete_undispatched(job.job_id):
+        if sends.delete_unsent(job.job_id):
             blob.delete(upload.container, upload.blob_name)
             raise
         # The send took so long that a worker found the job unsent and sent its messages.
         log.warning("job queued by a worker after the upload's send failed", job_id=job.job_id)
         return
     try:
-        jobs.mark_dispatched(job.job_id)
+        sends.claim(job.job_id)
     except IngestError as exc:  # the messages are sent; a worker will find it sent them again
-        log.warning("job queued but not marked dispatched", job_id=job.job_id, error=str(exc))
+        log.warning("job queued but not marked sent", job_id=job.job_id, error=str(exc))

@@ -19,10 +19,10 @@ import pytest
 
 from common.blob import BlobStore
 from common.blob.local import LocalBlobStore
-from common.db import Database, utcnow
-from common.migrate import upgrade
 from common.queue import JobQueue
 from common.queue.sql import SqlJobQueue
+from common.sql.db import Database, utcnow
+from common.sql.migrate import upgrade
 from tests.contract import live
 from tests.support.services import postgres_database
 

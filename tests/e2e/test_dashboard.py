@@ -17,8 +17,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from common.db import Database
-from common.jobs import JobStore, PartPlan
+from common.model.jobs import PartPlan
+from common.sql.db import Database
+from common.stores.jobs import JobStore
 from tests.e2e.conftest import (
     SAMPLE_DATA,
     binary_bytes,

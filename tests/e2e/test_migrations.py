@@ -14,9 +14,9 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
-from common.db import Database
-from common.migrate import MIGRATIONS
-from common.schema import metadata
+from common.sql.db import Database
+from common.sql.migrate import MIGRATIONS
+from common.sql.schema import metadata
 from tests.support.processes import REPO, service_env
 from tests.support.services import postgres_database
 
@@ -27,12 +27,12 @@ START_WITHIN_SECONDS = 60.0
 GATED = """
 import sys, time
 from pathlib import Path
-import common.migrate
+import common.sql.migrate
 print("ready", flush=True)
 go = Path(sys.argv.pop())
 while not go.exists():
     time.sleep(0.002)
-common.migrate.main()
+common.sql.migrate.main()
 """
 
 

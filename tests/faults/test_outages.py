@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from bench.generate import write_hired
-from common.db import Database
 from common.queue import OutgoingMessage
 from common.queue.sql import SqlJobQueue
+from common.sql.db import Database
 from tests.e2e.conftest import binary_bytes
 from tests.faults.conftest import (
     Fleet,

@@ -26,7 +26,7 @@ ROW = {"rows": [{"id": 1, "department": "Sales"}]}
 def client(tmp_path: Path) -> Iterator[TestClient]:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'x.db'}", api_keys=KEYS)
     services = build_services(settings, retry=NO_WAIT_RETRY)
-    from common.migrate import upgrade
+    from common.sql.migrate import upgrade
 
     upgrade(services.db)
     with TestClient(create_app(services=services)) as c:
@@ -109,7 +109,7 @@ def test_short_or_roleless_keys_are_refused_at_start(tmp_path: Path) -> None:
 def test_a_batch_body_over_the_limit_gets_413(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'y.db'}", max_batch_bytes=2048)
     services = build_services(settings, retry=NO_WAIT_RETRY)
-    from common.migrate import upgrade
+    from common.sql.migrate import upgrade
 
     upgrade(services.db)
     rows = {"rows": [{"id": i, "department": "x" * 50} for i in range(1, 100)]}

@@ -28,8 +28,8 @@ from common.backup.avroschema import META_VERSION, SCHEMA_VERSION
 from common.backup.records import BackupRecord
 from common.backup.scheduler import BackupScheduler, run_id_for
 from common.bootstrap import Services
-from common.db import Database
-from common.migrate import upgrade
+from common.sql.db import Database
+from common.sql.migrate import upgrade
 from tests.conftest import SAMPLE_DATA
 from tests.support.azurite import azurite
 from tests.support.flow import api_client, drain, service_set, table_rows, vacuums_and_analyzes

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from common.bootstrap import Services
-from common.schema import batch_rejections, batches
+from common.sql.schema import batch_rejections, batches
 from tests.support.flow import api_client, table_ids, table_rows
 
 PROBLEM_JSON = "application/problem+json"

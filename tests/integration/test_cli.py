@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
-from common.db import Database
-from common.jobs import JobStore, PartPlan
+from common.model.jobs import PartPlan
+from common.sql.db import Database
+from common.stores.job_states import JobStates
+from common.stores.jobs import JobStore
 from tests.conftest import SAMPLE_DATA
 from tests.support.processes import REPO, Started, api, free_port, supervisor
 from tests.support.terminal import run_in_terminal
@@ -189,7 +191,7 @@ def test_an_ambiguous_prefix_lists_the_candidates(url: str, service: Started) ->
                 on_conflict="reject",
                 parts=[PartPlan(0, 1, 1)],
             )
-            store.mark_failed(job_id, "made by the test")
+            JobStates(db, store).fail(job_id, "made by the test")
     finally:
         db.dispose()
 

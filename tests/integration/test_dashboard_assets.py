@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from common.bootstrap import build_services
-from common.migrate import upgrade
+from common.sql.migrate import upgrade
 from tests.conftest import NO_WAIT_RETRY, make_settings
 
 KEY = "admin-key-0000000000003"

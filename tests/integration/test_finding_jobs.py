@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common.bootstrap import Services
-from common.jobs import PartPlan
+from common.model.jobs import PartPlan
 from tests.support.flow import api_client
 
 IDS = [

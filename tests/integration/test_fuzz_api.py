@@ -20,8 +20,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
-from common.db import Database
-from common.migrate import upgrade
+from common.sql.db import Database
+from common.sql.migrate import upgrade
 from tests.conftest import SAMPLE_DATA, make_settings
 from tests.support.flow import api_client, drain, service_set
 from tests.support.services import postgres_database

@@ -23,8 +23,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from common.bootstrap import Services
-from common.schema import batch_rejections, batches
-from common.tables import LOAD_ORDER
+from common.model.catalog import LOAD_ORDER
+from common.sql.schema import batch_rejections, batches
 from tests.conftest import SAMPLE_DATA
 from tests.support.corpus import (
     CORPUS,

@@ -31,10 +31,10 @@ from cryptography.x509.oid import NameOID
 
 from common.blob.azure import AzureBlobStore
 from common.bootstrap import build_blob_store, build_queue
-from common.db import Database
 from common.errors import PermanentError
 from common.queue.servicebus import ServiceBusJobQueue
 from common.settings import Settings
+from common.sql.db import Database
 from tests.support.azurite import ACCOUNT, BINARY
 from tests.support.processes import free_port
 from tests.support.services import unavailable

@@ -12,8 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from common.db import Database
-from common.migrate import upgrade
+from common.sql.db import Database
+from common.sql.migrate import upgrade
 from tests.conftest import SAMPLE_DATA
 from tests.e2e.conftest import binary_bytes
 from tests.support.flow import api_client, count, drain, service_set, upload

@@ -26,16 +26,16 @@ from api.app import create_app
 from common.backup.writer import SNAPSHOT_ISOLATION
 from common.bootstrap import build_services
 from common.errors import PermanentError
-from common.loader import existing_ids_query
-from common.migrate import (
+from common.model.catalog import TABLES
+from common.queue import OutgoingMessage
+from common.sql.loader import existing_ids_query
+from common.sql.migrate import (
     MSSQL_RELEASE_LOCK,
     MSSQL_TAKE_LOCK,
     check_applock_status,
     offline_sql,
     upgrade,
 )
-from common.queue import OutgoingMessage
-from common.tables import TABLES
 from tests.conftest import NO_WAIT_RETRY, SAMPLE_DATA, make_settings
 from tests.support.flow import drain
 from tests.support.tsql import (

@@ -16,12 +16,12 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from common.bootstrap import Services
-from common.db import utcnow
-from common.jobs import JobStatus
-from common.schema import data_tables
-from common.schema import job_parts as parts_t
-from common.schema import queue_messages as qm
-from tests.support.faults import HookedJobStore
+from common.model.jobs import JobStatus
+from common.sql.db import utcnow
+from common.sql.schema import data_tables
+from common.sql.schema import job_parts as parts_t
+from common.sql.schema import queue_messages as qm
+from tests.support.faults import HookedParts
 from tests.support.flow import api_client, drain, service_set, upload
 from tests.support.reconciling import reconciler, stranded_parts
 from tests.support.serving import at_once, http, serving
@@ -37,7 +37,7 @@ class Killed(BaseException):
 @pytest.fixture
 def services(tmp_path: Path, database_url: str) -> Iterator[Services]:
     with service_set(tmp_path, database_url, chunk_bytes=2048) as built:
-        built.jobs = HookedJobStore(built.jobs)
+        built.parts = HookedParts(built.parts)
         yield built
 
 
@@ -143,12 +143,12 @@ def test_a_running_job_stops_at_its_next_block_and_keeps_what_it_committed(
     # Given a job of many blocks whose second block has just been committed
     with api_client(services) as client:
         job_id = upload(client, "departments", departments(1, 2000))["job_id"]
-    hooked = services.jobs
-    assert isinstance(hooked, HookedJobStore)
+    hooked = services.parts
+    assert isinstance(hooked, HookedParts)
 
     def cancel_after_second_block(n: int) -> None:
         if n == 2:
-            threading.Thread(target=services.jobs.cancel, args=(job_id, "test")).start()
+            threading.Thread(target=services.states.cancel, args=(job_id, "test")).start()
 
     hooked.after_advance = cancel_after_second_block
 
@@ -251,8 +251,8 @@ def expire_locks_and_leases(services: Services) -> None:
 
 def step(world: World, rng: random.Random, client: object, kills: list[int]) -> str:
     services = world.services
-    hooked = services.jobs
-    assert isinstance(hooked, HookedJobStore)
+    hooked = services.parts
+    assert isinstance(hooked, HookedParts)
     letters, _ = services.queue.list_dead_letters(1000, 0)
     jobs = list(world.ranges) + world.binaries
     action = rng.choice(["work", "work", "kill", "race", "cancel", "lose", "resubmit", "purge"])

@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from common.backup.writer import snapshot
-from common.db import Database
-from common.ingest import Committed, write_rows
-from common.jsonrows import rows_from_json
-from common.odbc_bulk import fast_insert, rows_of
-from common.schema import data_tables
-from common.tables import table_spec
-from common.validation import validate
+from common.model.catalog import table_spec
+from common.pipeline.jsonrows import rows_from_json
+from common.pipeline.validation import validate
+from common.sql.db import Database
+from common.sql.odbc_bulk import fast_insert, rows_of
+from common.sql.schema import data_tables
+from common.stores.writes import Committed, write_rows
 from tests.support.mssql_odbc import Sent, mssql_on_postgres
 from tests.support.services import postgres_database, unavailable
 from tests.support.tsql import MAX_PARAMETERS, problems

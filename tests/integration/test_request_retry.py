@@ -1,6 +1,6 @@
 """An API request rides out a database reconfiguration within its retry deadline and answers
 503 with Retry-After past it. The database fails at its boundary (``Database.write`` raises
-the error a dropped or reconfiguring server gives, as :func:`common.db.translate_db_error`
+the error a dropped or reconfiguring server gives, as :func:`common.sql.db.translate_db_error`
 makes it); the real outage is in ``tests/faults/test_outages.py``."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from common.bootstrap import Services
 from common.errors import DatabaseUnavailable
-from common.migrate import upgrade
+from common.sql.migrate import upgrade
 from tests.support.flow import api_client, service_set
 
 

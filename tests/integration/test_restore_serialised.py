@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from common.bootstrap import Services
-from common.jobs import JobStatus
-from tests.support.faults import HookedJobStore, SlicedBlobStore
+from common.model.jobs import JobStatus
+from tests.support.faults import HookedParts, SlicedBlobStore
 from tests.support.flow import api_client, drain, service_set, table_ids, upload
 from tests.support.serving import http, serving
 from worker.main import build_consumer
@@ -28,7 +28,7 @@ LOAD_IDS = list(range(1001, 3001))
 class Stage:
     services: Services
     blob: SlicedBlobStore
-    jobs: HookedJobStore
+    parts: HookedParts
     backup_id: str
     departments_backup_id: str
 
@@ -50,8 +50,8 @@ def stage(tmp_path: Path, database_url: str) -> Iterator[Stage]:
         return sliced[0]
 
     with service_set(tmp_path, database_url, wrap_blob=wrap, chunk_bytes=2048) as services:
-        hooked = HookedJobStore(services.jobs)
-        services.jobs = hooked
+        hooked = HookedParts(services.parts)
+        services.parts = hooked
         with api_client(services) as client:
             for table, name in (("departments", "department"), ("jobs", "job")):
                 rows = [{"id": i, name: f"{name} {i}"} for i in range(1, 11)]

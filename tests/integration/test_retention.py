@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from common.bootstrap import Services
-from common.db import utcnow
-from common.jobs import JobStatus
-from common.schema import ingest_jobs, job_rejections
+from common.model.jobs import JobStatus
+from common.sql.db import utcnow
+from common.sql.schema import ingest_jobs, job_rejections
 from common.usecases.retention import UPLOADED_AT, Retention, RetentionPolicy
 from tests.support.faults import write_blob
 from tests.support.flow import api_client, count, drain, service_set, upload
@@ -100,7 +100,7 @@ def test_finished_jobs_older_than_the_retention_are_deleted(
     drain(services)
     young = upload(client, "jobs", b"1,Engineer\n")["job_id"]
     cancelled = upload(client, "departments", b"9,Legal\n")["job_id"]
-    services.jobs.cancel(cancelled, "test")
+    services.states.cancel(cancelled, "test")
     drain(services)
     with services.db.write() as conn:
         conn.execute(

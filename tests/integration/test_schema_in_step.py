@@ -1,4 +1,4 @@
-"""The migrations build exactly the tables ``common/schema.py`` describes."""
+"""The migrations build exactly the tables ``common/sql/schema.py`` describes."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from common.db import Database
-from common.migrate import upgrade
-from common.rejections import RejectionStore
-from common.schema import metadata
-from common.tables import table_spec
+from common.model.catalog import table_spec
+from common.sql.db import Database
+from common.sql.migrate import upgrade
+from common.sql.schema import metadata
+from common.stores.rejections import RejectionStore
 from tests.support.services import postgres_database
 
 

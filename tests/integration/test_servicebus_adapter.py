@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from common.db import utcnow
 from common.errors import MessageNotFound, PermanentError, QueueUnavailable
-from common.messages import JobMessage
+from common.model.messages import JobMessage
 from common.queue import OutgoingMessage, ReceivedMessage
 from common.queue.servicebus import ServiceBusJobQueue
 from common.settings import Settings
+from common.sql.db import utcnow
 from tests.support.servicebus import servicebus_broker
 from tests.support.servicebus_broker.admin import AdminEndpoint, admin_client, admin_endpoint
 

@@ -20,10 +20,11 @@ from fastapi.testclient import TestClient
 from common.blob import BlobStore
 from common.bootstrap import Services
 from common.errors import BlobStoreUnavailable, DatabaseUnavailable, QueueUnavailable
-from common.jobs import JobStatus
-from common.messages import JobMessage
+from common.model.jobs import JobStatus
+from common.model.messages import JobMessage
 from common.queue import MAX_DELIVERY_REASON, OutgoingMessage
-from tests.support.faults import HookedJobStore, SlicedBlobStore, write_blob
+from common.usecases import ingest_part
+from tests.support.faults import HookedParts, SlicedBlobStore, write_blob
 from tests.support.flow import (
     api_client,
     count,
@@ -37,7 +38,6 @@ from tests.support.flow import (
     vacuums_and_analyzes,
 )
 from tests.support.reconciling import reconciler
-from worker import pipeline
 from worker.main import build_consumer
 
 
@@ -107,7 +107,7 @@ def assert_ingested_exactly_once(services: Services, job_id: str, truth: Truth) 
 class Rig:
     services: Services
     blob: SlicedBlobStore
-    jobs: HookedJobStore
+    parts: HookedParts
 
 
 @pytest.fixture
@@ -120,8 +120,8 @@ def rig(tmp_path: Path, database_url: str) -> Iterator[Rig]:
         return sliced[0]
 
     with service_set(tmp_path, database_url, wrap_blob=wrap, chunk_bytes=2048) as services:
-        hooked = HookedJobStore(services.jobs)
-        services.jobs = hooked
+        hooked = HookedParts(services.parts)
+        services.parts = hooked
         yield Rig(services, sliced[0], hooked)
 
 
@@ -143,11 +143,11 @@ def _blob_fails_mid_part(rig: Rig, stop: threading.Event) -> None:
         if n == 4:
             rig.blob.before_slice = fail_next_read
 
-    rig.jobs.after_advance = arm
+    rig.parts.after_advance = arm
 
 
 def _worker_told_to_stop(rig: Rig, stop: threading.Event) -> None:
-    rig.jobs.after_advance = lambda n: stop.set() if n == 4 else None
+    rig.parts.after_advance = lambda n: stop.set() if n == 4 else None
 
 
 def _worker_dies_inside_a_commit(rig: Rig, stop: threading.Event) -> None:
@@ -155,7 +155,7 @@ def _worker_dies_inside_a_commit(rig: Rig, stop: threading.Event) -> None:
         if n == 5:
             raise RuntimeError("the process was killed")
 
-    rig.jobs.before_advance = die
+    rig.parts.before_advance = die
 
 
 def _database_keeps_failing_a_commit(rig: Rig, stop: threading.Event) -> None:
@@ -163,7 +163,7 @@ def _database_keeps_failing_a_commit(rig: Rig, stop: threading.Event) -> None:
         if 5 <= n <= 7:  # every in-place retry of the fifth block
             raise DatabaseUnavailable("connection lost")
 
-    rig.jobs.before_advance = fail
+    rig.parts.before_advance = fail
 
 
 INTERRUPTIONS: dict[str, Callable[[Rig, threading.Event], None]] = {
@@ -197,7 +197,7 @@ def test_an_interrupted_part_resumes_from_its_checkpoint_exactly_once(
     assert rig.services.queue.active_count() == 1
 
     # And when the message is delivered again, the job ends with every row exactly once
-    rig.jobs.before_advance = rig.jobs.after_advance = None
+    rig.parts.before_advance = rig.parts.after_advance = None
     stop.clear()
     drain(rig.services)
     assert_ingested_exactly_once(rig.services, job_id, truth)
@@ -212,7 +212,7 @@ def test_a_transient_commit_failure_is_retried_in_place(rig: Rig) -> None:
         if n == 2:
             raise DatabaseUnavailable("deadlock victim")
 
-    rig.jobs.before_advance = fail_once
+    rig.parts.before_advance = fail_once
 
     drain(rig.services)
 
@@ -506,7 +506,7 @@ def test_a_large_load_leaves_postgresql_ready_for_index_only_reports(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a threshold the first upload stays under and the second reaches
-    monkeypatch.setattr(pipeline, "REFRESH_AFTER_ROWS", 500)
+    monkeypatch.setattr(ingest_part, "REFRESH_AFTER_ROWS", 500)
     small_job = upload_departments(rig.services, departments_file(300))
     drain(rig.services)
     assert rig.services.jobs.get(small_job).status is JobStatus.SUCCEEDED
@@ -533,7 +533,7 @@ def test_a_job_its_api_never_queued_is_queued_by_a_worker_and_ingested_once(
     orphan_truth = departments_file(600)
     with monkeypatch.context() as dying:
         dying.setattr(rig.services.queue, "send", lambda _messages: None)
-        dying.setattr(rig.services.jobs, "mark_dispatched", lambda _job_id: None)
+        dying.setattr(rig.services.sends, "claim", lambda _job_id: None)
         upload_departments(rig.services, orphan_truth)
     [orphan] = rig.services.jobs.page(10, 0, None, "departments")[0]
     assert orphan.status is JobStatus.QUEUED
@@ -588,7 +588,7 @@ def test_an_upload_whose_slow_send_failed_after_a_worker_queued_it_is_kept(
 
     def overtaken(messages: list[OutgoingMessage]) -> None:
         job_id = JobMessage.decode(messages[0].body).job_id
-        assert rig.services.jobs.mark_dispatched(job_id)
+        assert rig.services.sends.claim(job_id)
         sends(messages)
         raise QueueUnavailable("the send timed out")
 

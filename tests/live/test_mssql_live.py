@@ -19,9 +19,9 @@ import pytest
 from sqlalchemy import delete
 
 from common.bootstrap import Services
-from common.migrate import upgrade
-from common.schema import data_tables, metadata
-from common.tables import TABLES
+from common.model.catalog import TABLES
+from common.sql.migrate import upgrade
+from common.sql.schema import data_tables, metadata
 from tests.conftest import SAMPLE_DATA
 from tests.support.flow import api_client, count, drain_in_threads, service_set
 from tests.support.services import postgres_database

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from common.db import Database
-from common.migrate import upgrade
-from common.schema import metadata
+from common.sql.db import Database
+from common.sql.migrate import upgrade
+from common.sql.schema import metadata
 from tests.contract.live import empty_queue
 from tests.e2e.test_tour import test_tour  # noqa: F401 - the tour, on the fixture below
 from tests.support.processes import Started, supervisor

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterator
 from sqlalchemy import Connection
 
 from common.blob import BlobInfo, BlobStore, BlobWriter
-from common.jobs import JobStore, Part, Progress
+from common.model.jobs import Part, Progress
+from common.stores.parts import PartLeases
 
 
 class SlicedBlobStore:
@@ -55,14 +56,14 @@ class SlicedBlobStore:
         self.inner.ping()
 
 
-class HookedJobStore(JobStore):
-    """A job store that calls ``before_advance(n)`` inside the commit transaction, after the
+class HookedParts(PartLeases):
+    """Part leases that call ``before_advance(n)`` inside the commit transaction, after the
     block's rows were written and before the checkpoint moves, and ``after_advance(n)`` once it
     moved (``n`` counts calls, from 1). A hook that raises rolls the whole block back."""
 
     def __init__(
         self,
-        inner: JobStore,
+        inner: PartLeases,
         before_advance: Callable[[int], None] | None = None,
         after_advance: Callable[[int], None] | None = None,
     ) -> None:

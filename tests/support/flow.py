@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from api.app import create_app
 from common.blob import BlobStore
 from common.bootstrap import Services, build_blob_store, build_services
-from common.schema import data_tables, ingest_jobs, job_rejections
+from common.sql.schema import data_tables, ingest_jobs, job_rejections
 from tests.conftest import NO_WAIT_RETRY, make_settings
 from worker.main import build_consumer
 

@@ -28,7 +28,7 @@ from typing import Any
 import pyodbc
 from sqlalchemy.engine import make_url
 
-from common.db import Database, make_engine
+from common.sql.db import Database, make_engine
 from tests.support.services import postgres_database, unavailable
 
 DRIVER = "PostgreSQL Unicode"
@@ -131,7 +131,7 @@ def mssql_on_postgres() -> Iterator[tuple[Database, Sent, str]]:
     dialect through pyodbc; yields (database, what it sent, the PostgreSQL URL)."""
     if DRIVER not in pyodbc.drivers():
         unavailable("the PostgreSQL ODBC driver (Debian odbc-postgresql) under unixODBC")
-    from common.migrate import upgrade
+    from common.sql.migrate import upgrade
 
     with postgres_database() as url:
         postgres = Database.from_url(url)

@@ -7,12 +7,12 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from common.bootstrap import Services
-from common.db import utcnow
 from common.errors import MalformedMessage
-from common.jobs import UNFINISHED, PartStatus
-from common.messages import JobMessage
-from common.schema import ingest_jobs as jobs_t
-from common.schema import job_parts as parts_t
+from common.model.jobs import UNFINISHED, PartStatus
+from common.model.messages import JobMessage
+from common.sql.db import utcnow
+from common.sql.schema import ingest_jobs as jobs_t
+from common.sql.schema import job_parts as parts_t
 from common.usecases.reconcile import Reconciler, ReconcileTiming
 
 OWNER = "test-reconciler"
@@ -21,7 +21,15 @@ OWNER = "test-reconciler"
 def reconciler(services: Services, **timing: Any) -> Reconciler:
     """A reconciler with ``timing`` overrides (seconds), always the same owner, so that
     successive passes in one test are not kept off by each other's lease."""
-    return Reconciler(services.db, services.jobs, services.queue, OWNER, ReconcileTiming(**timing))
+    return Reconciler(
+        services.db,
+        services.jobs,
+        services.sends,
+        services.states,
+        services.queue,
+        OWNER,
+        ReconcileTiming(**timing),
+    )
 
 
 def stranded_parts(services: Services) -> list[tuple[str, int]]:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.blocks import MAX_LINE_BYTES, Block, line_blocks
+from common.pipeline.blocks import MAX_LINE_BYTES, Block, line_blocks
 
 
 def chunked(data: bytes, rng: random.Random, largest: int) -> Iterator[bytes]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from common.csvparse import check_is_text, parse_block
 from common.errors import NotText
-from common.rows import RawRows
-from common.tables import TABLES
+from common.model.catalog import TABLES
+from common.model.rows import RawRows
+from common.pipeline.csvparse import check_is_text, parse_block
 
 HIRED = TABLES["hired_employees"]
 DEPARTMENTS = TABLES["departments"]

@@ -7,9 +7,9 @@ from typing import Any
 
 import orjson
 
-from common.jsonrows import rows_from_json
-from common.tables import TABLES
-from common.validation import validate
+from common.model.catalog import TABLES
+from common.pipeline.jsonrows import rows_from_json
+from common.pipeline.validation import validate
 
 HIRED = TABLES["hired_employees"]
 DEPARTMENTS = TABLES["departments"]

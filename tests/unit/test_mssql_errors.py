@@ -11,8 +11,8 @@ import pyodbc
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from common.db import MSSQL_TRANSIENT_CODES, mssql_error_numbers, translate_db_error
 from common.errors import ConcurrentUpdate, DatabaseUnavailable, PermanentError
+from common.sql.db import MSSQL_TRANSIENT_CODES, mssql_error_numbers, translate_db_error
 
 DRIVER = "[Microsoft][ODBC Driver 18 for SQL Server]"
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from common.jobs import PartPlan
-from common.planner import UploadPlanner
+from common.model.jobs import PartPlan
+from common.pipeline.cutting import UploadPlanner
 
 
 def chunked(data: bytes, rng: random.Random, largest: int) -> Iterator[bytes]:

@@ -6,10 +6,10 @@ from datetime import datetime
 
 import pytest
 
-from common.csvparse import parse_block
-from common.rows import ValidRows
-from common.tables import TABLES, TableSpec
-from common.validation import validate
+from common.model.catalog import TABLES, TableSpec
+from common.model.rows import ValidRows
+from common.pipeline.csvparse import parse_block
+from common.pipeline.validation import validate
 
 HIRED = TABLES["hired_employees"]
 DEPARTMENTS = TABLES["departments"]

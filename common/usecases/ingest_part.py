@@ -5,24 +5,29 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import structlog
 
-from common.blocks import Block, line_blocks
-from common.bootstrap import Services
-from common.csvparse import check_is_text, parse_block
-from common.db import utcnow
-from common.errors import IngestError
-from common.ingest import Committed, write_rows
-from common.jobs import Busy, Job, JobStatus, Part, PartStatus, Progress
-from common.messages import JobMessage
-from common.prefetch import prefetched
-from common.rejections import log_rejections
-from common.rows import RawRows, Rejection, ValidRows
-from common.rules import ROW, broken, looks_like_header
-from common.tables import TableSpec, table_spec
-from common.validation import validate
+from common.blob import BlobStore
+from common.errors import Delivery, IngestError
+from common.model.catalog import TableSpec, table_spec
+from common.model.jobs import Busy, Job, JobStatus, Part, PartStatus, Progress
+from common.model.messages import JobMessage
+from common.model.outcomes import Done, Outcome, WaitUntil
+from common.model.rows import RawRows, Rejection, ValidRows
+from common.model.rules import ROW, broken, looks_like_header
+from common.pipeline.blocks import Block, line_blocks
+from common.pipeline.csvparse import check_is_text, parse_block
+from common.pipeline.prefetch import prefetched
+from common.pipeline.validation import validate
+from common.retry import RetryPolicy
+from common.settings import Settings
+from common.sql.db import Database, utcnow
+from common.stores.jobs import JobStore
+from common.stores.parts import PartLeases
+from common.stores.rejections import log_rejections
+from common.stores.writes import Committed, write_rows
 
 log = structlog.get_logger("ingest.worker")
 
@@ -37,60 +42,73 @@ class Interrupted(IngestError):
     """The worker is shutting down; the part resumes from its checkpoint on the next delivery."""
 
     reason = "Interrupted"
+    delivery = Delivery.RESUME
 
 
 @dataclass(frozen=True)
-class Done:
-    """The message's work is finished (or was already): complete it."""
+class IngestSettings:
+    """What ingesting a part needs to know of the settings."""
 
-    note: str
+    container: str  # the uploads' blob container
+    block_bytes: int  # bytes validated and committed per transaction
+    read_bytes: int  # bytes read from the blob store at once
+    dependency_wait_seconds: float  # how long a part waiting for its parents waits
+    lease_seconds: float  # a part lease; shorter than the message lock (see ingestor_for)
 
-
-@dataclass(frozen=True)
-class WaitUntil:
-    """Not yet: send the message again for ``at`` and complete this delivery."""
-
-    at: datetime
-    why: str
-
-
-Outcome = Done | WaitUntil
+    @classmethod
+    def of(cls, settings: Settings, lock_duration_seconds: float) -> IngestSettings:
+        return cls(
+            container=settings.blob_container_name_historic,
+            block_bytes=settings.chunk_bytes,
+            read_bytes=settings.upload_block_bytes,
+            dependency_wait_seconds=settings.dependency_wait_seconds,
+            # When a worker dies, its lease has lapsed by the time the broker redelivers the
+            # message, so the redelivery (with its delivery count) takes the part over instead
+            # of being rescheduled as a fresh message with a fresh count.
+            lease_seconds=lock_duration_seconds * _LEASE_SHARE_OF_LOCK,
+        )
 
 
 class PartIngestor:
-    """Handles job messages for one worker process."""
+    """Ingests the part a job message names, for one worker (``owner``)."""
 
-    def __init__(self, services: Services, owner: str, stop: threading.Event) -> None:
-        self.services = services
+    def __init__(
+        self,
+        db: Database,
+        jobs: JobStore,
+        parts: PartLeases,
+        blob: BlobStore,
+        retry: RetryPolicy,
+        settings: IngestSettings,
+        owner: str,
+        stop: threading.Event,
+    ) -> None:
+        self.db = db
+        self.jobs = jobs
+        self.parts = parts
+        self.blob = blob
+        self.retry = retry
+        self.settings = settings
         self.owner = owner
         self.stop = stop
-        self._leased: JobMessage | None = None
-
-    @property
-    def lease_seconds(self) -> float:
-        # Shorter than the message lock: when a worker dies, its lease has lapsed by the time
-        # the broker redelivers the message, so the redelivery (with its delivery count) takes
-        # the part over instead of being rescheduled as a fresh message with a fresh count.
-        return self.services.queue.lock_duration_seconds * _LEASE_SHARE_OF_LOCK
 
     def handle(self, message: JobMessage, delivery_count: int, cancel: threading.Event) -> Outcome:
-        jobs = self.services.jobs
-        job = jobs.get(message.job_id)
+        job = self.jobs.get(message.job_id)
         spec = table_spec(job.table)
         structlog.contextvars.bind_contextvars(table=job.table)
         if job.status.terminal:
             return Done(f"job already {job.status.value}")
-        waiting = jobs.waiting_for(job, spec.parents)
+        waiting = self.jobs.waiting_for(job, spec.parents)
         if waiting:
             return WaitUntil(
-                utcnow() + timedelta(seconds=self.services.settings.dependency_wait_seconds),
+                utcnow() + timedelta(seconds=self.settings.dependency_wait_seconds),
                 f"waiting for {len(waiting)} earlier upload(s) of {' and '.join(spec.parents)}",
             )
-        part = jobs.acquire(
+        part = self.parts.acquire(
             job.job_id,
             message.part,
             self.owner,
-            self.lease_seconds,
+            self.settings.lease_seconds,
             delivery_count,
             gated_tables=(spec.name, *spec.parents),
         )
@@ -103,24 +121,23 @@ class PartIngestor:
         return Done("part ingested")
 
     def _refresh_if_finished(self, job_id: str) -> None:
-        job = self.services.jobs.get(job_id)
+        job = self.jobs.get(job_id)
         if job.status is JobStatus.SUCCEEDED and job.rows_inserted >= REFRESH_AFTER_ROWS:
-            self.services.db.refresh_after_bulk_load(job.table)
+            self.db.refresh_after_bulk_load(job.table)
 
     def renew_lease(self, message: JobMessage) -> bool:
-        return self.services.jobs.renew(
-            message.job_id, message.part, self.owner, self.lease_seconds
+        return self.parts.renew(
+            message.job_id, message.part, self.owner, self.settings.lease_seconds
         )
 
     def release(self, message: JobMessage) -> None:
-        self.services.jobs.release(message.job_id, message.part, self.owner)
+        self.parts.release(message.job_id, message.part, self.owner)
 
     def _ingest(self, job: Job, spec: TableSpec, part: Part, cancel: threading.Event) -> None:
-        blob = self.services.blob
-        container = self.services.settings.blob_container_name_historic
         offset, line = part.next_offset, part.next_line
         if offset == 0 and part.end_offset > 0:
-            check_is_text(b"".join(blob.read_range(container, job.blob_name, 0, _HEAD_BYTES)))
+            head = self.blob.read_range(self.settings.container, job.blob_name, 0, _HEAD_BYTES)
+            check_is_text(b"".join(head))
         log.info("part started", offset=offset, line=line, end=part.end_offset)
         if offset >= part.end_offset:
             empty = Block(offset, offset, b"", 0)
@@ -138,24 +155,18 @@ class PartIngestor:
         self, job: Job, spec: TableSpec, offset: int, line: int, end: int
     ) -> Iterator[tuple[Block, int, ValidRows]]:
         """Each block of the part with its first line number, parsed and validated."""
-        chunks = self.services.blob.read_range(
-            self.services.settings.blob_container_name_historic,
-            job.blob_name,
-            offset,
-            end,
-            chunk_size=self.services.settings.upload_block_bytes,
+        chunks = self.blob.read_range(
+            self.settings.container, job.blob_name, offset, end, self.settings.read_bytes
         )
-        for block in line_blocks(chunks, offset, self.services.settings.chunk_bytes):
+        for block in line_blocks(chunks, offset, self.settings.block_bytes):
             yield block, line, _validated(spec, block, line)
             line += block.lines
 
     def _commit(
         self, job: Job, spec: TableSpec, part: Part, block: Block, line: int, rows: ValidRows
     ) -> None:
-        jobs = self.services.jobs
-
         def transaction() -> Committed:
-            with self.services.db.write() as conn:
+            with self.db.write() as conn:
                 committed = write_rows(conn, spec, rows, job.on_conflict, job_seq=job.seq)
                 progress = Progress(
                     next_offset=block.end,
@@ -168,11 +179,13 @@ class PartIngestor:
                 if block.offset == 0 and any(
                     r.line == 1 and looks_like_header(spec, r.raw) for r in committed.rejected
                 ):
-                    jobs.warn(conn, job.job_id, HEADER_ROW)
-                jobs.advance(conn, part, self.owner, block.offset, progress, self.lease_seconds)
+                    self.jobs.warn(conn, job.job_id, HEADER_ROW)
+                self.parts.advance(
+                    conn, part, self.owner, block.offset, progress, self.settings.lease_seconds
+                )
             return committed
 
-        committed = self.services.retry.call(transaction)
+        committed = self.retry.call(transaction)
         log.info(
             "block committed",
             offset=block.offset,

@@ -34,11 +34,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from common.errors import PermanentError
-from common.odbc_bulk import fast_insert, rows_of
-from common.rows import FieldError, Rejection, ValidRows
-from common.rules import broken
-from common.schema import data_tables
-from common.tables import TableSpec
+from common.model.catalog import TableSpec
+from common.model.rows import FieldError, Rejection, ValidRows
+from common.model.rules import broken
+from common.sql.odbc_bulk import fast_insert, rows_of
+from common.sql.schema import data_tables
 
 # Up to this many possible ids per candidate, a range scan is cheaper than a list of ids.
 _DENSE_RANGE = 4

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from common.jobs import PartPlan
+from common.model.jobs import PartPlan
 
 
 class UploadPlanner:

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.rows import FieldError, RawRows, Rejection, ValidRows
-from common.rules import IN_INPUT, MAX_ID_DIGITS, broken
-from common.tables import MAX_TEXT_LENGTH, Kind, TableSpec
+from common.model.catalog import MAX_TEXT_LENGTH, Kind, TableSpec
+from common.model.rows import FieldError, RawRows, Rejection, ValidRows
+from common.model.rules import IN_INPUT, MAX_ID_DIGITS, broken
 
 _INTEGER = r"^[+-]?[0-9]+$"
 _POSITIVE = r"^\+?0*[1-9][0-9]*$"

@@ -13,7 +13,7 @@ import pyarrow as pa
 @dataclass(frozen=True)
 class FieldError:
     """One broken rule: the column (or ``"row"``), the rule's name, a sentence for people and,
-    where the row's text cannot tell it again, a short detail (see :mod:`common.rules`)."""
+    where the row's text cannot tell it again, a short detail (see :mod:`common.model.rules`)."""
 
     column: str
     rule: str

@@ -1,11 +1,11 @@
-"""Alembic environment: online on the connection handed over by :func:`common.migrate.upgrade`,
+"""Alembic environment: online on the connection handed over by :func:`common.sql.migrate.upgrade`,
 or offline (``--sql``) for a dialect, to review the DDL a database will get."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from common.schema import metadata
+from common.sql.schema import metadata
 
 config = context.config
 

@@ -17,8 +17,8 @@ from urllib.parse import quote, unquote
 
 import orjson
 
-from common.rows import FieldError
-from common.tables import MAX_TEXT_LENGTH, TableSpec
+from common.model.catalog import MAX_TEXT_LENGTH, TableSpec
+from common.model.rows import FieldError
 
 ROW = "row"  # the "column" of rules about a whole line
 # A duplicate found earlier in the same file or batch, rather than in the table.

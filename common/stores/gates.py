@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, or_, select, update
 
-from common.db import Database, utcnow
 from common.errors import ConcurrentUpdate, TableBusy
-from common.schema import table_gates as gates_t
+from common.sql.db import Database, utcnow
+from common.sql.schema import table_gates as gates_t
 
 # SQLAlchemy renders no row locks for SQL Server; these hints are its FOR SHARE.
 _MSSQL_SHARED = "WITH (HOLDLOCK, ROWLOCK)"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -11,11 +14,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, text
 
-from common.db import Database
 from common.errors import PermanentError
-from common.gates import TableGates
+from common.model.catalog import TABLES
 from common.settings import load_settings
-from common.tables import TABLES
+from common.sql.db import Database
+from common.stores.gates import TableGates
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same in every process of the service.
@@ -65,10 +68,27 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@contextmanager
+def _file_lock(db: Database) -> Iterator[None]:
+    """On SQLite, an exclusive lock on a file beside the database for the whole upgrade:
+    Alembic's SQLite support does not keep DDL in one transaction, so ``BEGIN IMMEDIATE``
+    alone lets a second process read the revision half-way through another's upgrade."""
+    path = db.engine.url.database
+    if db.dialect != "sqlite" or not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrating", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (the newest by default); concurrent callers wait for
     each other on a database lock."""
-    with db.engine.connect() as conn:
+    with _file_lock(db), db.engine.connect() as conn:
         if db.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
             conn.commit()

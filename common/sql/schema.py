@@ -1,7 +1,7 @@
 """SQLAlchemy Core tables: the three data tables and the service's own bookkeeping.
 
 Times are stored as naive UTC ``DateTime`` so that SQLite, PostgreSQL and SQL Server agree.
-The migrations under ``common/migrations`` create exactly these; a test keeps the two in step.
+The migrations under ``common/sql/migrations`` create exactly these; a test keeps the two in step.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mssql
 
-from common.tables import TABLES, Kind, TableSpec
+from common.model.catalog import TABLES, Kind, TableSpec
 
 metadata = MetaData()
 
@@ -82,7 +82,7 @@ ingest_jobs = Table(
     Column("finished_at", DateTime),
     Column("updated_at", DateTime, nullable=False),
     # Set once the job's messages are on the queue; a job left without it was never announced.
-    Column("dispatched_at", DateTime),
+    Column("sent_at", DateTime),
     # "table:sha256:on_conflict" while the job may be reused for identical content (not forced,
     # not failed or cancelled); unique, so concurrent identical uploads make exactly one job.
     Column("dedup_key", String(128)),
@@ -122,8 +122,8 @@ job_parts = Table(
 )
 
 # A rejection is its raw text and the codes of the rules it broke (``column:rule[:detail]``,
-# see common/rules.py), keyed by its job and line: nothing else per row, so storage follows the
-# input's size. Without a rowid, SQLite keeps each row in the key's own B-tree.
+# see common/model/rules.py), keyed by its job and line: nothing else per row, so storage
+# follows the input's size. Without a rowid, SQLite keeps each row in the key's own B-tree.
 job_rejections = Table(
     "job_rejections",
     metadata,

@@ -16,9 +16,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from common.errors import NotText
-from common.rows import FieldError, RawRows, Rejection
-from common.rules import ROW, broken
-from common.tables import TableSpec
+from common.model.catalog import TableSpec
+from common.model.rows import FieldError, RawRows, Rejection
+from common.model.rules import ROW, broken
 
 BOM = "\ufeff"
 _SNIFF_BYTES = 64 * 1024

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from common.loader import load_rows
-from common.rejections import record_batch, store_job_rejections
-from common.rows import Rejection, ValidRows
-from common.tables import TableSpec
+from common.model.catalog import TableSpec
+from common.model.rows import Rejection, ValidRows
+from common.sql.loader import load_rows
+from common.stores.rejections import record_batch, store_job_rejections
 
 
 @dataclass(frozen=True)

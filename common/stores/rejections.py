@@ -1,7 +1,7 @@
 """Rejected rows: stored by job (line) or batch (index) with their raw text and broken rules.
 
 A stored rejection is its raw text plus the compact codes of the rules it broke (see
-:mod:`common.rules`), keyed by its job's sequence number and line: nothing else is repeated
+:mod:`common.model.rules`), keyed by its job's sequence number and line: nothing else is repeated
 per row, so storage grows with the input's size and not with a multiple of it.
 """
 
@@ -15,12 +15,12 @@ import pyarrow as pa
 import structlog
 from sqlalchemy import Connection, Table, func, insert, select
 
-from common.db import Database, utcnow
-from common.loader import bulk_insert
-from common.rows import FieldError, Rejection
-from common.rules import decode, encode, rule_counts
-from common.schema import batch_rejections, batches, job_rejections
-from common.tables import TableSpec
+from common.model.catalog import TableSpec
+from common.model.rows import FieldError, Rejection
+from common.model.rules import decode, encode, rule_counts
+from common.sql.db import Database, utcnow
+from common.sql.loader import bulk_insert
+from common.sql.schema import batch_rejections, batches, job_rejections
 
 log = structlog.get_logger("ingest.rejections")
 
@@ -63,7 +63,8 @@ def _insert(
 
 
 def _codes(rejections: Sequence[Rejection]) -> list[str]:
-    # Rejections alike share their errors' tuple (see common.csvparse): encode each tuple once.
+    # Rejections alike share their errors' tuple (see common.pipeline.csvparse): encode each
+    # tuple once.
     known: dict[int, str] = {}
     codes = []
     for r in rejections:

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, select
 
-from common.db import Database
-from common.schema import data_tables
+from common.sql.db import Database
+from common.sql.schema import data_tables
 
 _hired = data_tables["hired_employees"]
 _departments = data_tables["departments"]

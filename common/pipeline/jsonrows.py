@@ -7,9 +7,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from common.rows import RawRows, Rejection, json_raw
-from common.rules import broken
-from common.tables import TableSpec
+from common.model.catalog import TableSpec
+from common.model.rows import RawRows, Rejection, json_raw
+from common.model.rules import broken
 
 
 def _as_text(value: Any) -> str | None:

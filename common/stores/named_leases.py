@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import insert, or_, select, update
 
-from common.db import Database, utcnow
 from common.errors import ConcurrentUpdate
-from common.schema import leases
+from common.sql.db import Database, utcnow
+from common.sql.schema import leases
 
 
 def try_lease(db: Database, name: str, owner: str, seconds: float) -> bool:
