@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         if own:
             upgrade(built.db)
         app.state.services = built
-        app.state.metrics.register(ServiceCollector(built))
+        app.state.metrics.register(ServiceCollector(built.db, built.queue))
         try:
             yield
         finally:

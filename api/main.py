@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import structlog
@@ -10,7 +11,7 @@ import uvicorn
 from api.app import create_app
 from common.listening import CannotListen, listen
 from common.logging import configure_logging
-from common.settings import load_settings
+from common.settings import load_settings, renamed_in
 
 EXIT_CANNOT_LISTEN = 2
 
@@ -18,6 +19,8 @@ EXIT_CANNOT_LISTEN = 2
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    for renamed in renamed_in(os.environ):
+        structlog.get_logger("ingest.api").warning(renamed)
     # Bound here rather than by uvicorn, so that a taken port is one sentence, not a traceback.
     try:
         sock = listen(settings.host, settings.port)

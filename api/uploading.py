@@ -13,52 +13,59 @@ from starlette.concurrency import run_in_threadpool
 
 from api.problems import Problem
 from common.blob import BlobWriter
-from common.bootstrap import Services
 from common.errors import IngestError
 from common.model.catalog import LOAD_ORDER, table_spec
-from common.pipeline.cutting import UploadPlanner
+from common.pipeline.cutting import PartCutter
 from common.sql.db import utcnow
+from common.stores.uploads import UploadFiles
 from common.usecases.retention import UPLOADED_AT
 from common.usecases.submit import StoredUpload
 
 log = structlog.get_logger("ingest.api")
 
 
+@dataclass(frozen=True)
+class Receiving:
+    """Where uploads go and how they are cut: what receiving a file needs of the service."""
+
+    uploads: UploadFiles
+    part_bytes: int  # files larger than this are cut into parts for parallel workers
+    chunk_bytes: int  # bytes written to the blob store at once
+
+
 @dataclass
 class UploadSink:
-    """One file on its way into the blob store: written in blocks, hashed and planned."""
+    """One file on its way into the blob store: written in chunks, hashed and cut into parts."""
 
-    services: Services
+    receiving: Receiving
     table: str
     original_name: str | None
     job_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    planner: UploadPlanner = field(init=False)
+    cutter: PartCutter = field(init=False)
     writer: BlobWriter | None = field(default=None, init=False)
     _buffer: bytearray = field(default_factory=bytearray, init=False)
 
     def __post_init__(self) -> None:
-        self.planner = UploadPlanner(self.services.settings.part_bytes)
+        self.cutter = PartCutter(self.receiving.part_bytes)
 
     @property
     def blob_name(self) -> str:
-        return f"{self.table}/{self.job_id}.csv"
+        return UploadFiles.name_for(self.table, self.job_id)
 
     async def feed(self, data: bytes) -> None:
         if self.writer is None:
             self.writer = await run_in_threadpool(
-                self.services.blob.open_writer,
-                self.services.settings.blob_container_name_historic,
-                self.blob_name,
+                self.receiving.uploads.open_writer, self.blob_name
             )
-        self.planner.feed(data)
+        self.cutter.feed(data)
         self._buffer += data
-        if len(self._buffer) >= self.services.settings.upload_block_bytes:
+        if len(self._buffer) >= self.receiving.chunk_bytes:
             await self._flush()
 
     async def _flush(self) -> None:
         if self._buffer and self.writer is not None:
-            block, self._buffer = bytes(self._buffer), bytearray()
-            await run_in_threadpool(self.writer.write, block)
+            chunk, self._buffer = bytes(self._buffer), bytearray()
+            await run_in_threadpool(self.writer.write, chunk)
 
     async def commit(self) -> None:
         if self.writer is None:  # an empty file
@@ -70,7 +77,7 @@ class UploadSink:
             {
                 "table": self.table,
                 "job_id": self.job_id,
-                "sha256": self.planner.sha256,
+                "sha256": self.cutter.sha256,
                 "original_name": self.original_name or "",
                 UPLOADED_AT: utcnow().isoformat(),
             },
@@ -81,17 +88,21 @@ class UploadSink:
         return StoredUpload(
             job_id=self.job_id,
             table=self.table,
-            container=self.services.settings.blob_container_name_historic,
             blob_name=self.blob_name,
-            sha256=self.planner.sha256,
-            size=self.planner.size,
+            sha256=self.cutter.sha256,
+            size=self.cutter.size,
             original_name=self.original_name,
-            parts=self.planner.parts(),
+            parts=self.cutter.parts(),
         )
 
     async def abort(self) -> None:
         if self.writer is not None:
             await run_in_threadpool(self.writer.abort)
+
+    async def discard(self) -> None:
+        """Remove the file, committed or not: no job will own it."""
+        await self.abort()
+        await run_in_threadpool(self.receiving.uploads.delete, self.blob_name)
 
 
 async def request_body(
@@ -125,10 +136,10 @@ async def request_body(
 
 
 async def receive_raw(
-    services: Services, table: str, stream: AsyncIterator[bytes], original_name: str | None
+    receiving: Receiving, table: str, stream: AsyncIterator[bytes], original_name: str | None
 ) -> UploadSink:
     """Stream a raw request body into a new blob."""
-    sink = UploadSink(services, table, original_name)
+    sink = UploadSink(receiving, table, original_name)
     try:
         async for chunk in stream:
             if chunk:
@@ -204,7 +215,7 @@ def _boundary(content_type: str) -> bytes:
 
 
 def _file_name(raw: bytes | None) -> str | None:
-    """The part's file name, checked: it is stored with the job and shown back."""
+    """The field's file name, checked: it is stored with the job and shown back."""
     if raw is None:
         return None
     name = raw.decode("utf-8", "replace")
@@ -223,7 +234,10 @@ def _file_name(raw: bytes | None) -> str | None:
 
 
 async def receive_multipart(
-    services: Services, content_type: str, stream: AsyncIterator[bytes], fixed_table: str | None
+    receiving: Receiving,
+    content_type: str,
+    stream: AsyncIterator[bytes],
+    fixed_table: str | None,
 ) -> list[UploadSink]:
     """Stream every file field of a multipart body into its own blob.
 
@@ -243,7 +257,7 @@ async def receive_multipart(
             for kind, value in events.drain():
                 if kind == "headers":
                     assert isinstance(value, dict)
-                    current = _start_part(services, value, fixed_table)
+                    current = _start_field(receiving, value, fixed_table)
                     if current is not None:
                         sinks.append(current)
                 elif kind == "data" and current is not None:
@@ -254,27 +268,25 @@ async def receive_multipart(
                     current = None
         parser.finalize()
         if current is not None:
-            raise Problem(400, "Malformed multipart body", "the body ended inside a file part")
+            raise Problem(400, "Malformed multipart body", "the body ended inside a file field")
     except BaseException:
         for sink in sinks:
-            await sink.abort()
-            await run_in_threadpool(
-                services.blob.delete, services.settings.blob_container_name_historic, sink.blob_name
-            )
+            await sink.discard()
         raise
     return sinks
 
 
-def _start_part(
-    services: Services, headers: dict[str, str], fixed_table: str | None
+def _start_field(
+    receiving: Receiving, headers: dict[str, str], fixed_table: str | None
 ) -> UploadSink | None:
+    """A sink for a multipart field holding a file for a table, or None for a plain field."""
     _, options = parse_options_header(headers.get("content-disposition", ""))
     name = options.get(b"name", b"").decode("utf-8", "replace")
     filename = options.get(b"filename")
     original = _file_name(filename) if filename else None
     if fixed_table is not None:
         if name == "file":
-            return UploadSink(services, fixed_table, original)
+            return UploadSink(receiving, fixed_table, original)
         if filename is None:
             return None
         raise Problem(
@@ -293,4 +305,4 @@ def _start_part(
             f"multipart field {name!r} is not a table; name each file field after its "
             f"table: {', '.join(LOAD_ORDER)}",
         ) from None
-    return UploadSink(services, name, original)
+    return UploadSink(receiving, name, original)

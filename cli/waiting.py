@@ -11,9 +11,10 @@ from rich.progress import TaskID
 from cli.bars import jobs_bar
 from cli.client import Client
 from cli.output import EXIT_FAILED, note, print_json, say, short_id
+from common.model.jobs import JobStatus
 
 POLL_SECONDS = 0.5
-DONE = frozenset({"succeeded", "failed", "cancelled"})
+DONE = frozenset(s.value for s in JobStatus if s.terminal)
 Job = dict[str, Any]
 
 
@@ -59,7 +60,7 @@ def outcome(job: Job) -> str:
         + (f" in {took:.1f} s" if took is not None else "")
         + f" (job {short_id(job['job_id'])})"
     )
-    if job["status"] == "failed":
+    if job["status"] == JobStatus.FAILED:
         line += f": {job.get('error') or 'no reason given'}"
     for warning in job.get("warnings") or ():
         line += f"; warning: {warning}"
@@ -73,7 +74,7 @@ def summarize(jobs: list[Job], *, as_json: bool) -> int:
     else:
         for job in jobs:
             say(outcome(job))
-    failed = [j for j in jobs if j["status"] == "failed"]
+    failed = [j for j in jobs if j["status"] == JobStatus.FAILED]
     if failed and not as_json:
         note(f"{len(failed)} job(s) failed; see 'ingest dead-letters list'")
     return EXIT_FAILED if failed else 0

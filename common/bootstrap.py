@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common.backup.records import BackupCatalog
 from common.blob import BlobStore
 from common.blob.local import LocalBlobStore
 from common.queue import JobQueue
@@ -17,6 +18,7 @@ from common.stores.jobs import JobStore
 from common.stores.parts import PartLeases
 from common.stores.rejections import RejectionStore
 from common.stores.sends import JobSends
+from common.stores.uploads import UploadFiles
 from common.usecases.dead_letters import DeadLetters
 
 
@@ -33,6 +35,8 @@ class Services:
     sends: JobSends
     states: JobStates
     rejections: RejectionStore
+    uploads: UploadFiles
+    backups: BackupCatalog
     retry: RetryPolicy  # a worker's retries in place: a few, then the message is handed back
     request_retry: RetryPolicy  # an API request's: until its deadline, then 503
     dead_letters: DeadLetters
@@ -90,6 +94,8 @@ def build_services(
         sends=JobSends(db),
         states=states,
         rejections=RejectionStore(db),
+        uploads=UploadFiles(blob, settings.blob_container_name_historic),
+        backups=BackupCatalog(blob, settings.blob_container_name_backup),
         dead_letters=DeadLetters(queue, jobs, states, DeadLetterClaims(db)),
         retry=retry
         or RetryPolicy(

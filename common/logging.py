@@ -10,7 +10,6 @@ from typing import Any, TextIO
 import structlog
 
 _SECRET_KEYS = ("password", "secret", "token", "connection_string", "api_key", "authorization")
-LOG_FORMATS = ("auto", "console", "json")
 
 
 def _redact(_logger: object, _name: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:

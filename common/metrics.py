@@ -9,18 +9,20 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
-from common.bootstrap import Services
 from common.errors import IngestError
 from common.model.catalog import LOAD_ORDER
 from common.model.jobs import JobStatus
+from common.queue import JobQueue
+from common.sql.db import Database
 from common.sql.schema import batches as batches_t
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
 
 
 class ServiceCollector(Collector):
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, db: Database, queue: JobQueue) -> None:
+        self.db = db
+        self.queue = queue
 
     def collect(self) -> Iterator[Metric]:
         rows = CounterMetricFamily(
@@ -34,7 +36,7 @@ class ServiceCollector(Collector):
         jobs = GaugeMetricFamily("ingest_jobs", "Jobs by status.", labels=["status"])
         up = GaugeMetricFamily("ingest_metrics_up", "1 when the database answered the scrape.")
         try:
-            with self.services.db.read() as conn:
+            with self.db.read() as conn:
                 per_table = {
                     r.table_name: r
                     for r in conn.execute(
@@ -74,8 +76,8 @@ class ServiceCollector(Collector):
         up.add_metric([], 1)
         yield from (rows, batch_rejected, jobs, up)
         try:
-            depth = self.services.queue.active_count()
-            _, dead = self.services.queue.list_dead_letters(limit=1, offset=0)
+            depth = self.queue.active_count()
+            _, dead = self.queue.list_dead_letters(limit=1, offset=0)
         except IngestError:
             return
         yield GaugeMetricFamily(

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote_plus
 
 from croniter import croniter
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.access import ApiKeys, is_loopback
@@ -58,8 +66,12 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=0)
 
-    chunk_bytes: int = Field(
-        default=2 * 1024 * 1024, ge=1024, description="Bytes read, validated and committed at once."
+    block_bytes: int = Field(
+        default=2 * 1024 * 1024,
+        ge=1024,
+        validation_alias=AliasChoices("BLOCK_BYTES", "block_bytes", "CHUNK_BYTES"),
+        description="A block: whole lines of about this many bytes, validated and committed in "
+        "one transaction.",
     )
     part_bytes: int = Field(
         default=64 * 1024 * 1024,
@@ -69,7 +81,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=50 * 1024**3, ge=1, description="Largest accepted upload; larger ones get 413."
     )
-    upload_block_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    blob_chunk_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=64 * 1024,
+        validation_alias=AliasChoices("BLOB_CHUNK_BYTES", "blob_chunk_bytes", "UPLOAD_BLOCK_BYTES"),
+        description="Bytes written to the blob store at once (one blob block each), and read "
+        "from it at once.",
+    )
     client_idle_seconds: float = Field(
         default=60.0,
         gt=0,
@@ -241,6 +259,19 @@ class Settings(BaseSettings):
     def blob_root(self) -> Path:
         """Folder of the embedded blob store."""
         return self.data_dir / "blobs"
+
+
+# Old setting names still read, for one release, with a warning naming the new one.
+RENAMED = {"CHUNK_BYTES": "BLOCK_BYTES", "UPLOAD_BLOCK_BYTES": "BLOB_CHUNK_BYTES"}
+
+
+def renamed_in(environ: Mapping[str, str]) -> list[str]:
+    """A sentence for each old setting name set in ``environ``."""
+    return [
+        f"{old} is now called {new}; {old} still works in this release, rename it"
+        for old, new in RENAMED.items()
+        if old in environ and new not in environ
+    ]
 
 
 def load_settings() -> Settings:

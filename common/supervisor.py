@@ -19,7 +19,7 @@ import structlog
 
 from common.listening import CannotListen, check_free
 from common.logging import configure_logging
-from common.settings import Settings, load_settings
+from common.settings import Settings, load_settings, renamed_in
 from common.sql.db import Database
 from common.sql.migrate import current_revision, upgrade
 
@@ -137,6 +137,8 @@ class Supervisor:
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    for renamed in renamed_in(os.environ):
+        log.warning(renamed)
     try:
         check_free(settings.host, settings.port)
     except CannotListen as exc:

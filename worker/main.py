@@ -14,10 +14,10 @@ import pyarrow as pa
 import structlog
 from prometheus_client import start_http_server
 
-from common.backup.scheduler import scheduler_for
+from common.backup.scheduler import BackupScheduler
 from common.bootstrap import Services, build_services
 from common.logging import configure_logging
-from common.settings import load_settings
+from common.settings import load_settings, renamed_in
 from common.sql.migrate import upgrade
 from common.usecases.ingest_part import IngestSettings, PartIngestor
 from common.usecases.reconcile import Reconciler, ReconcileTiming
@@ -39,7 +39,7 @@ def build_consumer(services: Services, stop: threading.Event) -> Consumer:
         services.db,
         services.jobs,
         services.parts,
-        services.blob,
+        services.uploads,
         services.retry,
         IngestSettings.of(settings, services.queue.lock_duration_seconds),
         owner,
@@ -61,17 +61,22 @@ def build_consumer(services: Services, stop: threading.Event) -> Consumer:
     retention = Retention(
         services.db,
         services.jobs,
-        services.blob,
-        settings.blob_container_name_historic,
+        services.uploads,
         owner,
         RetentionPolicy(job_days=settings.job_retention_days),
     )
     hooks: list[Hook] = [Chores(reconciler, retention), Metrics()]
     if settings.heartbeat_file is not None:
         hooks.append(Heartbeat(settings.heartbeat_file))
-    backups = scheduler_for(services, owner)
-    if backups is not None:
-        hooks.append(ScheduledBackups(backups))
+    if settings.backup_schedule:
+        scheduler = BackupScheduler(
+            services.db,
+            services.backups,
+            settings.backup_schedule,
+            settings.backup_retention,
+            owner,
+        )
+        hooks.append(ScheduledBackups(scheduler))
     return Consumer(
         services.queue,
         ingestor,
@@ -93,6 +98,8 @@ def main() -> None:
     # worker's footprint would then follow the largest block it ever saw.
     pa.set_memory_pool(pa.system_memory_pool())
     configure_logging(settings.log_level, settings.log_format)
+    for renamed in renamed_in(os.environ):
+        log.warning(renamed)
     stop = threading.Event()
 
     def _on_signal(signum: int, _frame: FrameType | None) -> None:

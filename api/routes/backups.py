@@ -14,7 +14,6 @@ from api.deps import PagingDep, ServicesDep
 from api.problems import PROBLEM_RESPONSE, Problem
 from api.schemas import Page, UtcDatetime
 from api.security import AdminAccess
-from common.backup import catalog_of
 from common.backup.errors import BackupInvalid, BackupNotFound, RestoreConflict
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.writer import take_backups
@@ -99,7 +98,7 @@ def _as_problems() -> Iterator[None]:
     summary="Back up every table, from one snapshot, as one run",
 )
 def back_up_all(services: ServicesDep) -> BackupRunOut:
-    records = take_backups(services.db, catalog_of(services), LOAD_ORDER)
+    records = take_backups(services.db, services.backups, LOAD_ORDER)
     return BackupRunOut(run_id=records[0].run_id, backups=[_out(r) for r in records])
 
 
@@ -112,7 +111,7 @@ def back_up_all(services: ServicesDep) -> BackupRunOut:
 def restore_run(
     run_id: RunId, services: ServicesDep, after: BackgroundTasks, wait: Wait = False
 ) -> RestoreOut:
-    catalog = catalog_of(services)
+    catalog = services.backups
     with _as_problems():
         records = catalog.run(run_id)
         restored = _restore(services, catalog, records, wait)
@@ -148,7 +147,7 @@ def _tidy_after_restore(after: BackgroundTasks, services: Services, tables: dict
 )
 def back_up_table(table: str, services: ServicesDep) -> BackupOut:
     spec = table_spec(table)
-    return _out(take_backups(services.db, catalog_of(services), [spec.name])[0])
+    return _out(take_backups(services.db, services.backups, [spec.name])[0])
 
 
 @router.get("/backups", response_model=Page[BackupOut], summary="Backups, newest first")
@@ -160,7 +159,7 @@ def list_backups(
 ) -> Page[BackupOut]:
     if table is not None:
         table_spec(table)
-    records = catalog_of(services).all(table)
+    records = services.backups.all(table)
     if run_id is not None:
         records = [r for r in records if r.run_id == run_id]
     page = records[paging.offset : paging.offset + paging.limit]
@@ -172,7 +171,7 @@ def list_backups(
 @router.get("/backups/{backup_id}", response_model=BackupOut, responses=ERRORS)
 def get_backup(backup_id: BackupId, services: ServicesDep) -> BackupOut:
     with _as_problems():
-        return _out(catalog_of(services).get(backup_id))
+        return _out(services.backups.get(backup_id))
 
 
 @router.get(
@@ -182,7 +181,7 @@ def get_backup(backup_id: BackupId, services: ServicesDep) -> BackupOut:
     summary="The AVRO file, streamed",
 )
 def download_backup(backup_id: BackupId, services: ServicesDep) -> StreamingResponse:
-    catalog = catalog_of(services)
+    catalog = services.backups
     with _as_problems():
         record = catalog.get(backup_id)
     return StreamingResponse(
@@ -205,7 +204,7 @@ def download_backup(backup_id: BackupId, services: ServicesDep) -> StreamingResp
 def restore_backup(
     backup_id: BackupId, services: ServicesDep, after: BackgroundTasks, wait: Wait = False
 ) -> RestoreOut:
-    catalog = catalog_of(services)
+    catalog = services.backups
     with _as_problems():
         record = catalog.get(backup_id)
         restored = _restore(services, catalog, [record], wait)

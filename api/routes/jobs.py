@@ -81,7 +81,7 @@ def cancel_job(job_id: str, services: ServicesDep) -> JobOut:
     summary="Delete a finished job, its rejected rows and its uploaded file; loaded rows stay",
 )
 def delete_job(job_id: str, services: ServicesDep) -> Response:
-    remove_job(services.jobs, services.blob, services.settings.blob_container_name_historic, job_id)
+    remove_job(services.jobs, services.uploads, job_id)
     return Response(status_code=204)
 
 

@@ -12,7 +12,7 @@ from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSE, Problem
 from api.schemas import JobOut, UploadsOut
 from api.security import WriteAccess
-from api.uploading import UploadSink, receive_multipart, receive_raw, request_body
+from api.uploading import Receiving, UploadSink, receive_multipart, receive_raw, request_body
 from common.bootstrap import Services
 from common.model.catalog import LOAD_ORDER, table_spec
 from common.model.jobs import Job
@@ -71,6 +71,12 @@ def _body(request: Request, services: Services) -> AsyncIterator[bytes]:
     )
 
 
+def _receiving(services: Services) -> Receiving:
+    return Receiving(
+        services.uploads, services.settings.part_bytes, services.settings.blob_chunk_bytes
+    )
+
+
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -91,7 +97,7 @@ async def _submit(
             services.jobs,
             services.sends,
             services.queue,
-            services.blob,
+            services.uploads,
             sink.stored(),
             force=force,
             on_conflict=on_conflict,
@@ -135,15 +141,14 @@ async def upload_one(
     sink: UploadSink
     if media == "multipart/form-data":
         sinks = await receive_multipart(
-            services, request.headers["content-type"], _body(request, services), fixed_table=table
+            _receiving(services),
+            request.headers["content-type"],
+            _body(request, services),
+            fixed_table=table,
         )
         if len(sinks) != 1:
             for extra in sinks:  # stored already; no job will ever own them
-                await run_in_threadpool(
-                    services.blob.delete,
-                    services.settings.blob_container_name_historic,
-                    extra.blob_name,
-                )
+                await extra.discard()
             raise Problem(
                 422,
                 "Expected one file",
@@ -151,7 +156,7 @@ async def upload_one(
             )
         sink = sinks[0]
     elif media in RAW_MEDIA_TYPES:
-        sink = await receive_raw(services, table, _body(request, services), filename)
+        sink = await receive_raw(_receiving(services), table, _body(request, services), filename)
     else:
         raise Problem(
             415,
@@ -193,7 +198,10 @@ async def upload_many(
         )
     _check_declared_size(request, services.settings.max_upload_bytes)
     sinks = await receive_multipart(
-        services, request.headers["content-type"], _body(request, services), fixed_table=None
+        _receiving(services),
+        request.headers["content-type"],
+        _body(request, services),
+        fixed_table=None,
     )
     if not sinks:
         raise Problem(

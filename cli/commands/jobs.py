@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from cli import ids
 from cli.client import Client, options_of
 from cli.command import Command
 from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_id, short_time, table
+from common.model.jobs import JobStatus
 
 Limit = Annotated[
     int, typer.Option("--limit", "-n", min=1, max=1000, metavar="N", help="Items per page.")
@@ -25,18 +25,15 @@ JobId = Annotated[
 ]
 
 
-class Status(StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-
 def _status(job: dict[str, Any]) -> str:
     """The status, with how far a running job has come."""
     done, total = job.get("bytes_done"), job.get("size_bytes")
-    if job["status"] == "running" and isinstance(done, int) and isinstance(total, int) and total:
+    if (
+        job["status"] == JobStatus.RUNNING
+        and isinstance(done, int)
+        and isinstance(total, int)
+        and total
+    ):
         return f"running {100 * done // total}%"
     return str(job["status"])
 
@@ -44,7 +41,7 @@ def _status(job: dict[str, Any]) -> str:
 def list_jobs(
     ctx: typer.Context,
     status: Annotated[
-        Status | None, typer.Option("--status", "-s", help="Only jobs with this status.")
+        JobStatus | None, typer.Option("--status", "-s", help="Only jobs with this status.")
     ] = None,
     table_name: Annotated[
         str | None,

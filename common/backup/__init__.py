@@ -8,12 +8,5 @@ takes them on a cron schedule from exactly one worker.
 from __future__ import annotations
 
 from common.backup.records import BackupCatalog, BackupRecord
-from common.bootstrap import Services
 
-
-def catalog_of(services: Services) -> BackupCatalog:
-    """The backups in the service's backup container."""
-    return BackupCatalog(services.blob, services.settings.blob_container_name_backup)
-
-
-__all__ = ["BackupCatalog", "BackupRecord", "catalog_of"]
+__all__ = ["BackupCatalog", "BackupRecord"]

@@ -23,7 +23,6 @@ from sqlalchemy import insert, or_, select, update
 
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.writer import take_backups
-from common.bootstrap import Services
 from common.errors import ConcurrentUpdate, IngestError
 from common.model.catalog import LOAD_ORDER
 from common.sql.db import Database, utcnow
@@ -41,11 +40,6 @@ class Claim(StrEnum):
     CLAIMED = "claimed"
     DONE = "done"  # this scheduled time has been run (or was recorded as the first)
     BUSY = "busy"  # another worker holds a live lease on it
-
-
-def valid_schedule(expression: str) -> bool:
-    """Whether ``expression`` is a cron expression (5 fields, or 6 with seconds last)."""
-    return bool(croniter.is_valid(expression))
 
 
 def previous_time(expression: str, now: datetime) -> datetime:
@@ -170,14 +164,3 @@ class BackupScheduler:
                 )
         except IngestError as exc:  # the lease then simply expires
             log.warning("could not release the backup lease", error=str(exc))
-
-
-def scheduler_for(services: Services, owner: str) -> BackupScheduler | None:
-    """The worker's scheduler when ``BACKUP_SCHEDULE`` is set, else ``None``."""
-    settings = services.settings
-    if not settings.backup_schedule:
-        return None
-    catalog = BackupCatalog(services.blob, settings.blob_container_name_backup)
-    return BackupScheduler(
-        services.db, catalog, settings.backup_schedule, settings.backup_retention, owner
-    )

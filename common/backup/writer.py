@@ -28,6 +28,7 @@ from common.backup.records import BackupCatalog, BackupRecord, blob_name
 from common.backup.streams import BlobSink
 from common.blob import BlobWriter
 from common.model.catalog import LOAD_ORDER, Kind, TableSpec, table_spec
+from common.model.jobs import JobStatus
 from common.sql.db import DRIVER_ERRORS, Database, translate_db_error, utcnow
 from common.sql.schema import data_tables, ingest_jobs
 
@@ -61,7 +62,7 @@ def newest_job_id(conn: Connection, table: str) -> str | None:
     j = ingest_jobs
     row = conn.execute(
         select(j.c.job_id)
-        .where(j.c.table_name == table, j.c.status == "succeeded")
+        .where(j.c.table_name == table, j.c.status == JobStatus.SUCCEEDED.value)
         .order_by(j.c.finished_at.desc(), j.c.seq.desc())
         .limit(1)
     ).first()

@@ -134,7 +134,7 @@ class AzureBlobWriter:
         if len(self._blocks) >= MAX_BLOCKS:
             raise PermanentError(
                 f"{self._what} would take more than {MAX_BLOCKS} blocks of {self._block_bytes} "
-                "bytes; raise UPLOAD_BLOCK_BYTES"
+                "bytes; raise BLOB_CHUNK_BYTES"
             )
         # Every block id of a blob has the same length; the prefix keeps writers apart.
         block_id = base64.b64encode(f"{self._prefix}-{len(self._blocks):08d}".encode()).decode()
@@ -183,7 +183,7 @@ class AzureBlobStore:
         if settings.azure_storage_connection_string:
             return cls.from_connection_string(
                 settings.azure_storage_connection_string.get_secret_value(),
-                block_bytes=settings.upload_block_bytes,
+                block_bytes=settings.blob_chunk_bytes,
             )
         if not settings.azure_storage_account_url:
             raise ValueError("set AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCOUNT_URL")
@@ -196,7 +196,7 @@ class AzureBlobStore:
             retry_policy=_retry(),
             **CLIENT_OPTIONS,
         )
-        return cls(service, settings.upload_block_bytes, credential)
+        return cls(service, settings.blob_chunk_bytes, credential)
 
     @classmethod
     def from_connection_string(

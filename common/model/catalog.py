@@ -40,7 +40,6 @@ class TableSpec:
 
 
 MAX_TEXT_LENGTH = 255
-MAX_ID = 2**63 - 1
 
 TABLES: dict[str, TableSpec] = {
     spec.name: spec

@@ -7,8 +7,9 @@ import hashlib
 from common.model.jobs import PartPlan
 
 
-class UploadPlanner:
-    """Feed it the bytes of a file in order; it cuts parts of about ``part_bytes`` each."""
+class PartCutter:
+    """Feed it the bytes of a file in order; it hashes them and cuts parts of about
+    ``part_bytes`` each, at newlines."""
 
     def __init__(self, part_bytes: int) -> None:
         self._part_bytes = part_bytes
@@ -18,11 +19,8 @@ class UploadPlanner:
         self._part_start = 0
         self._part_first_line = 1
         self._parts: list[PartPlan] = []
-        self.head = b""
 
     def feed(self, data: bytes) -> None:
-        if len(self.head) < 64 * 1024:
-            self.head += data[: 64 * 1024 - len(self.head)]
         self._sha.update(data)
         start = self.size
         cut_from = self._part_start + self._part_bytes

@@ -49,10 +49,6 @@ class RuntimeCounts:
         self._client: ServiceBusAdministrationClient | None = None
         self._lock = threading.Lock()
 
-    @property
-    def available(self) -> bool:
-        return self._factory is not None
-
     def get(self) -> QueueCounts | None:
         with self._lock:
             if self._factory is None:

@@ -48,7 +48,7 @@ ON_CONFLICT_UPDATE = "update"
 
 
 @dataclass(frozen=True)
-class LoadResult:
+class Loaded:
     inserted: int
     updated: int
     rejected: list[Rejection]
@@ -161,7 +161,7 @@ def bulk_insert(conn: Connection, table_name: str, table: pa.Table) -> int:
 
 def load_rows(
     conn: Connection, spec: TableSpec, rows: ValidRows, on_conflict: str = ON_CONFLICT_REJECT
-) -> LoadResult:
+) -> Loaded:
     """Insert ``rows.table`` into ``spec``'s table; return counts and the rows refused.
 
     With ``on_conflict="update"`` a row whose id exists replaces it (delete and insert in the
@@ -169,7 +169,7 @@ def load_rows(
     """
     table = rows.table
     if table.num_rows == 0:
-        return LoadResult(0, 0, [])
+        return Loaded(0, 0, [])
     id_col = spec.columns[0].name
     ids = table.column(id_col).combine_chunks()
 
@@ -204,7 +204,7 @@ def load_rows(
         raise PermanentError(
             f"the database stored {stored} of {to_insert.num_rows} rows; the block was rolled back"
         )
-    return LoadResult(stored - updated, updated, _refusals(spec, table, errors, refused_mask))
+    return Loaded(stored - updated, updated, _refusals(spec, table, errors, refused_mask))
 
 
 def _refusals(

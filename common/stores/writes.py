@@ -13,7 +13,7 @@ from common.stores.rejections import record_batch, store_job_rejections
 
 
 @dataclass(frozen=True)
-class Committed:
+class Written:
     read: int
     inserted: int
     updated: int
@@ -28,7 +28,7 @@ def write_rows(
     *,
     job_seq: int | None = None,
     batch_id: str | None = None,
-) -> Committed:
+) -> Written:
     """Load ``rows`` and store the rejections (from validation and from the database) for the
     job ``job_seq`` or, with the batch's counts, for the batch ``batch_id``."""
     loaded = load_rows(conn, spec, rows, on_conflict)
@@ -38,4 +38,4 @@ def write_rows(
     if batch_id is not None:
         record_batch(conn, batch_id, spec.name, loaded.inserted, loaded.updated, rejected)
     read = rows.valid_count + len(rows.rejected)
-    return Committed(read, loaded.inserted, loaded.updated, rejected)
+    return Written(read, loaded.inserted, loaded.updated, rejected)

@@ -9,7 +9,6 @@ from datetime import timedelta
 
 import structlog
 
-from common.blob import BlobStore
 from common.errors import Delivery, IngestError
 from common.model.catalog import TableSpec, table_spec
 from common.model.jobs import Busy, Job, JobStatus, Part, PartStatus, Progress
@@ -27,7 +26,8 @@ from common.sql.db import Database, utcnow
 from common.stores.jobs import JobStore
 from common.stores.parts import PartLeases
 from common.stores.rejections import log_rejections
-from common.stores.writes import Committed, write_rows
+from common.stores.uploads import UploadFiles
+from common.stores.writes import Written, write_rows
 
 log = structlog.get_logger("ingest.worker")
 
@@ -49,7 +49,6 @@ class Interrupted(IngestError):
 class IngestSettings:
     """What ingesting a part needs to know of the settings."""
 
-    container: str  # the uploads' blob container
     block_bytes: int  # bytes validated and committed per transaction
     read_bytes: int  # bytes read from the blob store at once
     dependency_wait_seconds: float  # how long a part waiting for its parents waits
@@ -58,9 +57,8 @@ class IngestSettings:
     @classmethod
     def of(cls, settings: Settings, lock_duration_seconds: float) -> IngestSettings:
         return cls(
-            container=settings.blob_container_name_historic,
-            block_bytes=settings.chunk_bytes,
-            read_bytes=settings.upload_block_bytes,
+            block_bytes=settings.block_bytes,
+            read_bytes=settings.blob_chunk_bytes,
             dependency_wait_seconds=settings.dependency_wait_seconds,
             # When a worker dies, its lease has lapsed by the time the broker redelivers the
             # message, so the redelivery (with its delivery count) takes the part over instead
@@ -77,7 +75,7 @@ class PartIngestor:
         db: Database,
         jobs: JobStore,
         parts: PartLeases,
-        blob: BlobStore,
+        uploads: UploadFiles,
         retry: RetryPolicy,
         settings: IngestSettings,
         owner: str,
@@ -86,7 +84,7 @@ class PartIngestor:
         self.db = db
         self.jobs = jobs
         self.parts = parts
-        self.blob = blob
+        self.uploads = uploads
         self.retry = retry
         self.settings = settings
         self.owner = owner
@@ -136,7 +134,7 @@ class PartIngestor:
     def _ingest(self, job: Job, spec: TableSpec, part: Part, cancel: threading.Event) -> None:
         offset, line = part.next_offset, part.next_line
         if offset == 0 and part.end_offset > 0:
-            head = self.blob.read_range(self.settings.container, job.blob_name, 0, _HEAD_BYTES)
+            head = self.uploads.read_range(job.blob_name, 0, _HEAD_BYTES)
             check_is_text(b"".join(head))
         log.info("part started", offset=offset, line=line, end=part.end_offset)
         if offset >= part.end_offset:
@@ -155,9 +153,7 @@ class PartIngestor:
         self, job: Job, spec: TableSpec, offset: int, line: int, end: int
     ) -> Iterator[tuple[Block, int, ValidRows]]:
         """Each block of the part with its first line number, parsed and validated."""
-        chunks = self.blob.read_range(
-            self.settings.container, job.blob_name, offset, end, self.settings.read_bytes
-        )
+        chunks = self.uploads.read_range(job.blob_name, offset, end, self.settings.read_bytes)
         for block in line_blocks(chunks, offset, self.settings.block_bytes):
             yield block, line, _validated(spec, block, line)
             line += block.lines
@@ -165,7 +161,7 @@ class PartIngestor:
     def _commit(
         self, job: Job, spec: TableSpec, part: Part, block: Block, line: int, rows: ValidRows
     ) -> None:
-        def transaction() -> Committed:
+        def transaction() -> Written:
             with self.db.write() as conn:
                 committed = write_rows(conn, spec, rows, job.on_conflict, job_seq=job.seq)
                 progress = Progress(

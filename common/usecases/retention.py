@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from common.blob import BlobStore
 from common.errors import IngestError
 from common.model.jobs import Job
 from common.sql.db import Database, utcnow
 from common.stores.jobs import JobStore
 from common.stores.named_leases import try_lease
+from common.stores.uploads import UploadFiles
 
 log = structlog.get_logger("ingest.retention")
 
@@ -44,10 +44,10 @@ class Removed:
     files: list[str] = field(default_factory=list)
 
 
-def delete_job(jobs: JobStore, blob: BlobStore, container: str, job_id: str) -> Job:
+def delete_job(jobs: JobStore, uploads: UploadFiles, job_id: str) -> Job:
     """Remove a finished job, its rejected rows and its file; its loaded rows stay."""
     job = jobs.delete(job_id)
-    blob.delete(container, job.blob_name)
+    uploads.delete(job.blob_name)
     log.info("job deleted", job_id=job_id, table=job.table)
     return job
 
@@ -66,12 +66,11 @@ class Retention:
         self,
         db: Database,
         jobs: JobStore,
-        blob: BlobStore,
-        container: str,
+        uploads: UploadFiles,
         owner: str,
         policy: RetentionPolicy | None = None,
     ) -> None:
-        self.db, self.jobs, self.blob, self.container = db, jobs, blob, container
+        self.db, self.jobs, self.uploads = db, jobs, uploads
         self.owner = owner
         self.policy = policy or RetentionPolicy()
         self._last = float("-inf")
@@ -92,7 +91,7 @@ class Retention:
         if self.policy.job_days is not None:
             before = utcnow() - timedelta(days=self.policy.job_days)
             for job_id in self.jobs.finished_before(before, _JOBS_PER_PASS):
-                delete_job(self.jobs, self.blob, self.container, job_id)
+                delete_job(self.jobs, self.uploads, job_id)
                 removed.jobs.append(job_id)
         self._sweep(removed)
         return removed
@@ -102,12 +101,12 @@ class Retention:
         stored them can no longer be about to record their job."""
         old = utcnow() - timedelta(seconds=self.policy.orphan_after_seconds)
         candidates = {}
-        for info in self.blob.list(self.container):
+        for info in self.uploads.all():
             stored = _uploaded_at(dict(info.metadata))
             if stored is None or stored < old:
                 candidates[info.name] = info
         owned = self.jobs.owned_blobs(list(candidates))
         for name in sorted(set(candidates) - owned):
-            self.blob.delete(self.container, name)
+            self.uploads.delete(name)
             removed.files.append(name)
             log.info("file no job owns deleted", blob=name)

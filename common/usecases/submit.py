@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 import structlog
 
-from common.blob import BlobStore
 from common.errors import IngestError
 from common.model.jobs import Job, PartPlan
 from common.model.messages import JobMessage
 from common.queue import JobQueue
 from common.stores.jobs import JobStore
 from common.stores.sends import JobSends
+from common.stores.uploads import UploadFiles
 
 log = structlog.get_logger("ingest.submit")
 
@@ -25,7 +25,6 @@ class StoredUpload:
 
     job_id: str
     table: str
-    container: str
     blob_name: str
     sha256: str
     size: int
@@ -37,7 +36,7 @@ def submit(
     jobs: JobStore,
     sends: JobSends,
     queue: JobQueue,
-    blob: BlobStore,
+    uploads: UploadFiles,
     upload: StoredUpload,
     *,
     force: bool,
@@ -62,13 +61,15 @@ def submit(
         warnings=(EMPTY_FILE,) if upload.size == 0 else (),
     )
     if not created:
-        blob.delete(upload.container, upload.blob_name)
+        uploads.delete(upload.blob_name)
         return job, False
-    send(sends, queue, blob, upload, job)
+    send(sends, queue, uploads, upload, job)
     return job, True
 
 
-def send(sends: JobSends, queue: JobQueue, blob: BlobStore, upload: StoredUpload, job: Job) -> None:
+def send(
+    sends: JobSends, queue: JobQueue, uploads: UploadFiles, upload: StoredUpload, job: Job
+) -> None:
     """Send the new job's messages and note that they went. If the send fails, the job and its
     blob are removed unless a worker's reconciliation already claimed and sent them."""
     messages = [JobMessage(job.job_id, i).first_send() for i in range(job.parts)]
@@ -76,7 +77,7 @@ def send(sends: JobSends, queue: JobQueue, blob: BlobStore, upload: StoredUpload
         queue.send(messages)
     except IngestError:
         if sends.delete_unsent(job.job_id):
-            blob.delete(upload.container, upload.blob_name)
+            uploads.delete(upload.blob_name)
             raise
         # The send took so long that a worker found the job unsent and sent its messages.
         log.warning("job queued by a worker after the upload's send failed", job_id=job.job_id)

@@ -55,10 +55,10 @@ KILL_POINTS = ("before the rows", "before the checkpoint", "anywhere") * 4
 
 CRASH_ENV = {
     "LOCK_DURATION_SECONDS": "3",
-    "CHUNK_BYTES": "65536",
+    "BLOCK_BYTES": "65536",
     # Blocks are cut from reads of UPLOAD_BLOCK_BYTES (4 MiB by default): without this, a
     # block would be 4 MiB whatever CHUNK_BYTES says.
-    "UPLOAD_BLOCK_BYTES": "65536",
+    "BLOB_CHUNK_BYTES": "65536",
     # About five parts, so that both workers ingest at the same time and either may be killed.
     "PART_BYTES": str(3 * 1024 * 1024),
     "TRANSIENT_BACKOFF_SECONDS": "0.5",

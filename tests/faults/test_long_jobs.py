@@ -37,8 +37,8 @@ HELD_FOR_LOCKS = 3
 LONG_ENV = {
     "LOCK_DURATION_SECONDS": str(LOCK_SECONDS),
     # Small blocks: many commits, before and after the hold.
-    "CHUNK_BYTES": "65536",
-    "UPLOAD_BLOCK_BYTES": "65536",
+    "BLOCK_BYTES": "65536",
+    "BLOB_CHUNK_BYTES": "65536",
 }
 
 

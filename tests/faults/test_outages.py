@@ -41,10 +41,10 @@ OUTAGE_SECONDS = 8.0
 ANSWER_WITHIN_SECONDS = 10.0
 
 OUTAGE_ENV = {
-    "CHUNK_BYTES": "65536",
+    "BLOCK_BYTES": "65536",
     # Blocks are cut from reads of UPLOAD_BLOCK_BYTES (4 MiB by default): without this, a
     # block would be 4 MiB whatever CHUNK_BYTES says.
-    "UPLOAD_BLOCK_BYTES": "65536",
+    "BLOB_CHUNK_BYTES": "65536",
     # The product's defaults: 1 s doubling to 30 s between deliveries, 10 deliveries.
     "TRANSIENT_BACKOFF_SECONDS": "1",
     "TRANSIENT_BACKOFF_MAX_SECONDS": "30",

@@ -23,7 +23,6 @@ import fastavro
 import pytest
 from fastapi.testclient import TestClient
 
-from common.backup import catalog_of
 from common.backup.avroschema import META_VERSION, SCHEMA_VERSION
 from common.backup.records import BackupRecord
 from common.backup.scheduler import BackupScheduler, run_id_for
@@ -170,7 +169,7 @@ def _damage(path: Path, how: str, services: Services, foreign: dict[str, Any]) -
         path.write_bytes(data[: len(data) * 2 // 3])
     else:  # another table's file under this backup's record, with a matching checksum
         other = blob_file(services, foreign).read_bytes()
-        catalog = catalog_of(services)
+        catalog = services.backups
         record = catalog.get(path.stem)
         writer = catalog.blob.open_writer(catalog.container, record.blob_name)
         writer.write(other)
@@ -211,7 +210,7 @@ def _with_schema_version(
 ) -> None:
     """Write the backup again saying schema version ``in_file`` in its AVRO header and
     ``in_record`` in its record, with a checksum that matches the new bytes."""
-    catalog = catalog_of(services)
+    catalog = services.backups
     record = catalog.get(backup["backup_id"])
     reader = fastavro.reader(io.BytesIO(blob_file(services, backup).read_bytes()))
     out = io.BytesIO()
@@ -331,7 +330,7 @@ def test_a_schedule_runs_once_per_time_across_workers_and_keeps_the_newest(
     tmp_path: Path, database_url: str
 ) -> None:
     with service_set(tmp_path, database_url) as services:
-        catalog = catalog_of(services)
+        catalog = services.backups
         schedulers = [
             BackupScheduler(services.db, catalog, "* * * * *", 2, owner=f"worker-{i}")
             for i in range(5)
@@ -382,7 +381,7 @@ def test_workers_take_scheduled_backups_in_their_loop(tmp_path: Path, database_u
         stop.set()
         for t in threads:
             t.join()
-        records = catalog_of(services).all()
+        records = services.backups.all()
     by_run: dict[str, list[str]] = {}
     for r in records:
         by_run.setdefault(r.run_id, []).append(r.table)
@@ -426,7 +425,7 @@ def test_backup_statements_compile_to_t_sql(tmp_path: Path) -> None:
             load_sample(client, services)
             run = back_up(client)
             assert client.post(f"/backups/runs/{run['run_id']}/restore").status_code == 200
-        scheduler = BackupScheduler(services.db, catalog_of(services), "* * * * *", 1, "w")
+        scheduler = BackupScheduler(services.db, services.backups, "* * * * *", 1, "w")
         scheduler.tick(datetime(2024, 1, 1, 0, 0, 30))
         scheduler.tick(datetime(2024, 1, 1, 0, 1, 30))
     assert problems([as_tsql(statement) for statement in seen]) == {}

@@ -72,7 +72,7 @@ def _run_everything(tmp_path: Path) -> Recorded:
     settings = make_settings(
         tmp_path,
         f"sqlite:///{tmp_path / 'x.db'}",
-        chunk_bytes=16 * 1024 * 1024,
+        block_bytes=16 * 1024 * 1024,
         upload_block_bytes=16 * 1024 * 1024,
         part_bytes=64 * 1024 * 1024,
     )

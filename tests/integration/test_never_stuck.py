@@ -36,7 +36,7 @@ class Killed(BaseException):
 
 @pytest.fixture
 def services(tmp_path: Path, database_url: str) -> Iterator[Services]:
-    with service_set(tmp_path, database_url, chunk_bytes=2048) as built:
+    with service_set(tmp_path, database_url, block_bytes=2048) as built:
         built.parts = HookedParts(built.parts)
         yield built
 

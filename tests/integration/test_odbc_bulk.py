@@ -20,7 +20,7 @@ from common.pipeline.validation import validate
 from common.sql.db import Database
 from common.sql.odbc_bulk import fast_insert, rows_of
 from common.sql.schema import data_tables
-from common.stores.writes import Committed, write_rows
+from common.stores.writes import Written, write_rows
 from tests.support.mssql_odbc import Sent, mssql_on_postgres
 from tests.support.services import postgres_database, unavailable
 from tests.support.tsql import MAX_PARAMETERS, problems
@@ -115,7 +115,7 @@ def sql_server_path() -> Iterator[tuple[Database, Sent, str]]:
 
 def _load(
     db: Database, table: str, rows: list[dict[str, object]], on_conflict: str = "reject"
-) -> Committed:
+) -> Written:
     spec = table_spec(table)
     with db.write() as conn:
         return write_rows(conn, spec, validate(spec, rows_from_json(spec, rows)), on_conflict)

@@ -49,7 +49,7 @@ def stage(tmp_path: Path, database_url: str) -> Iterator[Stage]:
         sliced.append(SlicedBlobStore(store, slice_bytes=4096))  # type: ignore[arg-type]
         return sliced[0]
 
-    with service_set(tmp_path, database_url, wrap_blob=wrap, chunk_bytes=2048) as services:
+    with service_set(tmp_path, database_url, wrap_blob=wrap, block_bytes=2048) as services:
         hooked = HookedParts(services.parts)
         services.parts = hooked
         with api_client(services) as client:

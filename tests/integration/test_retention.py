@@ -53,8 +53,7 @@ def retention(services: Services, **policy: float) -> Retention:
     return Retention(
         services.db,
         services.jobs,
-        services.blob,
-        services.settings.blob_container_name_historic,
+        services.uploads,
         "test-retention",
         RetentionPolicy(**policy),  # type: ignore[arg-type]
     )

@@ -119,7 +119,7 @@ def rig(tmp_path: Path, database_url: str) -> Iterator[Rig]:
         sliced.append(SlicedBlobStore(store))
         return sliced[0]
 
-    with service_set(tmp_path, database_url, wrap_blob=wrap, chunk_bytes=2048) as services:
+    with service_set(tmp_path, database_url, wrap_blob=wrap, block_bytes=2048) as services:
         hooked = HookedParts(services.parts)
         services.parts = hooked
         yield Rig(services, sliced[0], hooked)
@@ -240,7 +240,7 @@ def test_duplicated_messages_taken_by_two_workers_at_once_ingest_the_part_once(
 ) -> None:
     # Short locks: the worker that finds the part leased waits for the lease to run out
     with service_set(
-        tmp_path, database_url, chunk_bytes=2048, lock_duration_seconds=1.0
+        tmp_path, database_url, block_bytes=2048, lock_duration_seconds=1.0
     ) as services:
         truth = departments_file(3000)
         job_id = upload_departments(services, truth)
@@ -256,7 +256,7 @@ def test_several_parts_taken_by_two_workers_give_exact_counts(
 ) -> None:
     # Given a file of 4000 departments cut into parts of about 4 KiB
     truth = departments_file(4000)
-    with service_set(tmp_path, database_url, part_bytes=4096, chunk_bytes=1024) as services:
+    with service_set(tmp_path, database_url, part_bytes=4096, block_bytes=1024) as services:
         job_id = upload_departments(services, truth)
         created = services.jobs.get(job_id)
         assert created.parts > 10
@@ -290,7 +290,7 @@ def test_two_uploads_of_the_same_ids_ingested_at_once_insert_each_id_once(
 ) -> None:
     # Given the same rows uploaded twice (forced), so two workers write the same ids at once
     truth = departments_file(2000)
-    with service_set(tmp_path, database_url, chunk_bytes=1024) as services:
+    with service_set(tmp_path, database_url, block_bytes=1024) as services:
         first = upload_departments(services, truth)
         second = upload_departments(services, truth, force="true")
         assert first != second

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from common.settings import MSSQL_DRIVER, Settings, load_settings
+from common.settings import MSSQL_DRIVER, Settings, load_settings, renamed_in
 
 
 @pytest.fixture(autouse=True)
@@ -154,3 +154,24 @@ def test_a_bad_value_is_refused_naming_its_variable(
 
     assert "MAX_DELIVERY_COUNT: " in message and "greater than or equal to 1" in message
     assert "PORT: " in message
+
+
+def test_renamed_settings_are_still_read_with_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHUNK_BYTES", "4096")
+    monkeypatch.setenv("UPLOAD_BLOCK_BYTES", "131072")
+
+    settings = Settings()
+
+    assert (settings.block_bytes, settings.blob_chunk_bytes) == (4096, 131072)
+    assert renamed_in(os.environ) == [
+        "CHUNK_BYTES is now called BLOCK_BYTES; CHUNK_BYTES still works in this release, rename it",
+        "UPLOAD_BLOCK_BYTES is now called BLOB_CHUNK_BYTES; UPLOAD_BLOCK_BYTES still works in "
+        "this release, rename it",
+    ]
+
+
+def test_the_new_names_win_and_raise_no_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BLOCK_BYTES", "8192")
+
+    assert Settings().block_bytes == 8192
+    assert renamed_in(os.environ) == []

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from common.model.jobs import PartPlan
-from common.pipeline.cutting import UploadPlanner
+from common.pipeline.cutting import PartCutter
 
 
 def chunked(data: bytes, rng: random.Random, largest: int) -> Iterator[bytes]:
@@ -21,11 +21,11 @@ def chunked(data: bytes, rng: random.Random, largest: int) -> Iterator[bytes]:
         i += size
 
 
-def plan(data: bytes, part_bytes: int, chunks: Iterator[bytes] | list[bytes]) -> UploadPlanner:
-    planner = UploadPlanner(part_bytes)
+def plan(data: bytes, part_bytes: int, chunks: Iterator[bytes] | list[bytes]) -> PartCutter:
+    cutter = PartCutter(part_bytes)
     for chunk in chunks:
-        planner.feed(chunk)
-    return planner
+        cutter.feed(chunk)
+    return cutter
 
 
 def expected_parts(data: bytes, part_bytes: int) -> list[PartPlan]:
@@ -58,10 +58,10 @@ def test_parts_are_cut_at_newlines_the_same_way_for_any_chunking(seed: int) -> N
     part_bytes = rng.choice([1024, 2000, 4096, 10_000])
 
     # When the upload is planned
-    planner = plan(data, part_bytes, chunked(data, rng, rng.choice([1, 7, 300, 5000])))
+    cutter = plan(data, part_bytes, chunked(data, rng, rng.choice([1, 7, 300, 5000])))
 
     # Then the parts match an independent cut of the whole file
-    parts = planner.parts()
+    parts = cutter.parts()
     assert parts == expected_parts(data, part_bytes)
     # And they tile the file, each ending after a newline except the last
     assert parts[0].start == 0 and parts[-1].end == len(data)
@@ -71,8 +71,8 @@ def test_parts_are_cut_at_newlines_the_same_way_for_any_chunking(seed: int) -> N
     # And each part's first line number is the line its first byte is on
     for part in parts:
         assert part.first_line == data[: part.start].count(b"\n") + 1
-    assert planner.size == len(data)
-    assert planner.sha256 == hashlib.sha256(data).hexdigest()
+    assert cutter.size == len(data)
+    assert cutter.sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_a_small_file_is_one_part() -> None:
@@ -82,11 +82,11 @@ def test_a_small_file_is_one_part() -> None:
 
 
 def test_an_empty_file_is_one_empty_part() -> None:
-    planner = plan(b"", 1024, [])
+    cutter = plan(b"", 1024, [])
 
-    assert planner.parts() == [PartPlan(0, 0, 1)]
-    assert planner.size == 0
-    assert planner.sha256 == hashlib.sha256(b"").hexdigest()
+    assert cutter.parts() == [PartPlan(0, 0, 1)]
+    assert cutter.size == 0
+    assert cutter.sha256 == hashlib.sha256(b"").hexdigest()
 
 
 def test_a_file_ending_exactly_at_a_cut_has_no_empty_last_part() -> None:
@@ -105,11 +105,3 @@ def test_a_line_longer_than_a_part_stays_in_one_part() -> None:
     parts = plan(data, 1024, chunked(data, random.Random(5), 100)).parts()
 
     assert parts == [PartPlan(0, len(data) - 4, 1), PartPlan(len(data) - 4, len(data), 3)]
-
-
-def test_the_head_keeps_the_first_64_kib_for_sniffing() -> None:
-    data = bytes(range(256)) * 400
-
-    planner = plan(data, 1024 * 1024, chunked(data, random.Random(6), 999))
-
-    assert planner.head == data[: 64 * 1024]
