@@ -1,32 +1,23 @@
 """Azure Blob Storage behind the blob port: staged blocks, ranged downloads, metadata.
 
-SDK errors become the project's own here and nowhere else. Messages name the account, the
-container and the blob, never a key, a SAS token or a connection string.
+SDK errors become the project's own here (see ``azure_mapping``) and nowhere else.
 """
 
 from __future__ import annotations
 
 import base64
-import string
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
 
 from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    DecodeError,
     HttpResponseError,
     ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.storage.blob import BlobBlock, BlobServiceClient, ContainerClient, ExponentialRetry
 
 from common.blob import BlobInfo
+from common.blob import azure_mapping as mapping
 from common.errors import BlobNotFound, BlobStoreUnavailable, PermanentError
 
 if TYPE_CHECKING:
@@ -43,58 +34,12 @@ CLIENT_OPTIONS: dict[str, Any] = {"connection_timeout": 5, "read_timeout": 15}
 RETRY_TOTAL = 2
 # A probe answers at once: one try, short timeouts.
 _PROBE: dict[str, Any] = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 5}
-_RETRYABLE_STATUS = frozenset({408, 429})
-# Metadata travels in HTTP headers: ASCII only, edges trimmed. Values are stored percent-encoded.
-_META_SAFE = "".join(c for c in string.printable if c not in string.whitespace + "%")
 
 
 def _retry(total: int = RETRY_TOTAL) -> ExponentialRetry:
     return ExponentialRetry(
         initial_backoff=1, increment_base=2, retry_total=total, random_jitter_range=1
     )
-
-
-@contextmanager
-def _errors(what: str) -> Iterator[None]:
-    """Raise the project's errors for the SDK's while talking to the store about ``what``."""
-    try:
-        yield
-    except ResourceNotFoundError as exc:
-        raise BlobNotFound(f"{what} does not exist") from exc
-    except (ServiceRequestError, ServiceResponseError, DecodeError) as exc:
-        raise BlobStoreUnavailable(
-            f"blob store unreachable ({what}): {type(exc).__name__}"
-        ) from exc
-    except ClientAuthenticationError as exc:
-        if exc.status_code is None:  # no token: the identity endpoint did not answer
-            raise BlobStoreUnavailable(
-                f"no access token for the blob store ({what}): {type(exc).__name__}; "
-                "check the managed identity"
-            ) from exc
-        raise PermanentError(_refusal(what, exc)) from exc
-    except HttpResponseError as exc:
-        status = exc.status_code or 0
-        if status in _RETRYABLE_STATUS or status >= 500:
-            raise BlobStoreUnavailable(
-                f"blob store busy or failing ({what}): HTTP {status}"
-            ) from exc
-        raise PermanentError(_refusal(what, exc)) from exc
-    except AzureError as exc:
-        raise BlobStoreUnavailable(f"blob store error ({what}): {type(exc).__name__}") from exc
-
-
-def _refusal(what: str, exc: HttpResponseError) -> str:
-    code = getattr(exc, "error_code", None)  # set by the storage SDK, often an enum
-    code = f" ({getattr(code, 'value', code)})" if code else ""
-    return f"blob store refused {what}: HTTP {exc.status_code} {exc.reason}{code}"
-
-
-def _encode(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    return {k: quote(v, safe=_META_SAFE) for k, v in (metadata or {}).items()}
-
-
-def _decode(metadata: Mapping[str, str] | None) -> dict[str, str]:
-    return {k: unquote(v) for k, v in (metadata or {}).items()}
 
 
 class AzureBlobWriter:
@@ -138,7 +83,7 @@ class AzureBlobWriter:
             )
         # Every block id of a blob has the same length; the prefix keeps writers apart.
         block_id = base64.b64encode(f"{self._prefix}-{len(self._blocks):08d}".encode()).decode()
-        with _errors(self._what):
+        with mapping.errors(self._what):
             self._blob.stage_block(block_id, block, length=len(block))
         self._blocks.append(BlobBlock(block_id=block_id))
         self._size += len(block)
@@ -148,8 +93,8 @@ class AzureBlobWriter:
         if self._buffer:
             self._stage(bytes(self._buffer))
             self._buffer.clear()
-        with _errors(self._what):
-            self._blob.commit_block_list(self._blocks, metadata=_encode(metadata))
+        with mapping.errors(self._what):
+            self._blob.commit_block_list(self._blocks, metadata=mapping.encode(metadata))
         self._open = False
         return BlobInfo(self._name, self._size, dict(metadata or {}))
 
@@ -217,7 +162,7 @@ class AzureBlobStore:
         return self._service.get_container_client(container)
 
     def ensure_container(self, container: str) -> None:
-        with _errors(f"container {container}"):
+        with mapping.errors(f"container {container}"):
             try:
                 self._container(container).create_container()
             except ResourceExistsError as exc:
@@ -244,7 +189,7 @@ class AzureBlobStore:
         offset = start
         while end is None or offset < end:
             length = chunk_size if end is None else min(chunk_size, end - offset)
-            with _errors(f"blob {container}/{name}"):
+            with mapping.errors(f"blob {container}/{name}"):
                 try:
                     stream = blob.download_blob(offset=offset, length=length, max_concurrency=1)
                     data = stream.readall()
@@ -259,9 +204,9 @@ class AzureBlobStore:
             offset += len(data)
 
     def info(self, container: str, name: str) -> BlobInfo:
-        with _errors(f"blob {container}/{name}"):
+        with mapping.errors(f"blob {container}/{name}"):
             props = self._container(container).get_blob_client(name).get_blob_properties()
-        return BlobInfo(name, int(props.size), _decode(props.metadata))
+        return BlobInfo(name, int(props.size), mapping.decode(props.metadata))
 
     def list(self, container: str, prefix: str = "") -> Iterator[BlobInfo]:
         """Streamed page by page; the service lists names in order. No container, no blobs."""
@@ -272,17 +217,17 @@ class AzureBlobStore:
         )
         while True:
             try:
-                with _errors(f"container {container}"):
+                with mapping.errors(f"container {container}"):
                     blob = next(blobs, None)
             except BlobNotFound:
                 return
             if blob is None:
                 return
-            yield BlobInfo(blob.name, int(blob.size), _decode(blob.metadata))
+            yield BlobInfo(blob.name, int(blob.size), mapping.decode(blob.metadata))
 
     def delete(self, container: str, name: str) -> None:
         try:
-            with _errors(f"blob {container}/{name}"):
+            with mapping.errors(f"blob {container}/{name}"):
                 self._container(container).get_blob_client(name).delete_blob(
                     delete_snapshots="include"
                 )
@@ -292,10 +237,10 @@ class AzureBlobStore:
     def ping(self) -> None:
         """Probe a container this store uses (what a data-plane role may read), else the account."""
         if self._containers:
-            with _errors(f"container {self._containers[0]}"):
+            with mapping.errors(f"container {self._containers[0]}"):
                 self._container(self._containers[0]).get_container_properties(**_PROBE)
         else:
-            with _errors(f"account {self._service.account_name}"):
+            with mapping.errors(f"account {self._service.account_name}"):
                 self._service.get_account_information(**_PROBE)
 
     def close(self) -> None:

@@ -17,9 +17,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from common.model.jobs import PartPlan
-from common.sql.db import Database
-from common.stores.jobs import JobStore
 from tests.e2e.conftest import (
     SAMPLE_DATA,
     binary_bytes,
@@ -28,6 +25,7 @@ from tests.e2e.conftest import (
     wait_for_jobs,
 )
 from tests.support.browser import Watched, chromium, watch
+from tests.support.jobs import record_jobs_in
 from tests.support.processes import Started, api, supervisor
 
 JOB_SECONDS = 60
@@ -144,20 +142,7 @@ def check_cancel(w: Watched, service: Started, client: httpx.Client) -> None:
     """A queued job (written into the service's database, so no worker takes it first) is
     cancelled from its page; the button asks first and goes once the job has ended."""
     job_id = "cafe4567-0000-4000-8000-00000000000d"
-    db = Database.from_url(f"sqlite:///{service.folder / 'data' / 'ingest.db'}")
-    try:
-        JobStore(db).create(
-            job_id=job_id,
-            table="jobs",
-            content_sha256="d" * 64,
-            size_bytes=1,
-            original_name="queued.csv",
-            blob_name=f"jobs/{job_id}.csv",
-            on_conflict="reject",
-            parts=[PartPlan(0, 1, 1)],
-        )
-    finally:
-        db.dispose()
+    record_jobs_in(service.folder, [job_id], "jobs")
     page = w.page
     page.goto(f"/#job/{job_id}")
     summary = page.locator("#job-summary")

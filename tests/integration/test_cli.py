@@ -20,11 +20,8 @@ from typing import Any
 
 import pytest
 
-from common.model.jobs import PartPlan
-from common.sql.db import Database
-from common.stores.job_states import JobStates
-from common.stores.jobs import JobStore
 from tests.conftest import SAMPLE_DATA
+from tests.support.jobs import record_jobs_in
 from tests.support.processes import REPO, Started, api, free_port, supervisor
 from tests.support.terminal import run_in_terminal
 
@@ -176,24 +173,8 @@ def test_a_job_is_named_by_its_id_or_any_unique_prefix(url: str, loaded: Run) ->
 
 def test_an_ambiguous_prefix_lists_the_candidates(url: str, service: Started) -> None:
     # Given two jobs whose ids start alike (written into the service's database),
-    db = Database.from_url(f"sqlite:///{service.folder / 'data' / 'ingest.db'}")
     ids = ["abcdef01-0000-4000-8000-00000000000a", "abcdef02-0000-4000-8000-00000000000b"]
-    try:
-        store = JobStore(db)
-        for job_id in ids:
-            store.create(
-                job_id=job_id,
-                table="departments",
-                content_sha256=job_id.replace("-", "").ljust(64, "0"),
-                size_bytes=1,
-                original_name="x.csv",
-                blob_name=f"departments/{job_id}.csv",
-                on_conflict="reject",
-                parts=[PartPlan(0, 1, 1)],
-            )
-            JobStates(db, store).fail(job_id, "made by the test")
-    finally:
-        db.dispose()
+    record_jobs_in(service.folder, ids, failed=True)
 
     # then their common start names neither, and says which it could be,
     run = ingest(url, "job", "abcdef0")
@@ -209,20 +190,7 @@ def test_an_ambiguous_prefix_lists_the_candidates(url: str, service: Started) ->
 def test_a_queued_job_is_cancelled_then_deleted_by_its_short_id(url: str, service: Started) -> None:
     # Given a queued job (written into the service's database, so no worker takes it first)
     job_id = "cafe0123-0000-4000-8000-00000000000c"
-    db = Database.from_url(f"sqlite:///{service.folder / 'data' / 'ingest.db'}")
-    try:
-        JobStore(db).create(
-            job_id=job_id,
-            table="jobs",
-            content_sha256="c" * 64,
-            size_bytes=1,
-            original_name="x.csv",
-            blob_name=f"jobs/{job_id}.csv",
-            on_conflict="reject",
-            parts=[PartPlan(0, 1, 1)],
-        )
-    finally:
-        db.dispose()
+    record_jobs_in(service.folder, [job_id], "jobs")
 
     # When it is deleted while queued, it is refused; cancelled, it ends at once
     refused = ingest(url, "delete", "cafe0123")

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from common.bootstrap import Services
-from common.model.jobs import PartPlan
 from tests.support.flow import api_client
+from tests.support.jobs import record_job
 
 IDS = [
     "abcdef01-0000-4000-8000-000000000001",
@@ -22,16 +22,7 @@ IDS = [
 @pytest.fixture
 def client(services: Services) -> Iterator[TestClient]:
     for job_id in IDS:
-        services.jobs.create(
-            job_id=job_id,
-            table="departments",
-            content_sha256=job_id.replace("-", "").ljust(64, "0"),
-            size_bytes=10,
-            original_name="departments.csv",
-            blob_name=f"departments/{job_id}.csv",
-            on_conflict="reject",
-            parts=[PartPlan(0, 10, 1)],
-        )
+        record_job(services.jobs, job_id, size=10)
     with api_client(services) as c:
         yield c
 
