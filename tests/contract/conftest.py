@@ -19,7 +19,9 @@ import pytest
 
 from common.blob import BlobStore
 from common.blob.local import LocalBlobStore
+from common.blob.memory import MemoryBlobStore
 from common.queue import JobQueue
+from common.queue.memory import MemoryJobQueue
 from common.queue.sql import SqlJobQueue
 from common.sql.db import Database, utcnow
 from common.sql.migrate import upgrade
@@ -96,7 +98,13 @@ def _servicebus_queues(_tmp_path: Path, clock: Clock) -> Iterator[Callable[[floa
         yield make
 
 
+@contextmanager
+def _memory_queues(_tmp_path: Path, clock: Clock) -> Iterator[Callable[[float, int], JobQueue]]:
+    yield lambda lock, max_deliveries: MemoryJobQueue(lock, max_deliveries, clock=clock.now)
+
+
 QUEUE_BACKENDS: dict[str, Backend] = {
+    "memory": _memory_queues,
     "sqlite": _sqlite_queues,
     "postgresql": _postgres_queues,
     "servicebus": _servicebus_queues,
@@ -144,7 +152,13 @@ def _azurite_blobs(_tmp_path: Path) -> Iterator[BlobStore]:
         yield store
 
 
+@contextmanager
+def _memory_blobs(_tmp_path: Path) -> Iterator[BlobStore]:
+    yield MemoryBlobStore()
+
+
 BLOB_BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BlobStore]]] = {
+    "memory": _memory_blobs,
     "local": _local_blobs,
     "azurite": _azurite_blobs,
 }

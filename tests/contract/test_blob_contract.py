@@ -100,3 +100,32 @@ def test_an_empty_blob_exists_with_size_zero(blob_store: BlobStore) -> None:
 
 def test_ping_answers_when_reachable(blob_store: BlobStore) -> None:
     blob_store.ping()
+
+
+def test_an_aborted_rewrite_keeps_the_old_blob_and_a_committed_one_replaces_it(
+    blob_store: BlobStore,
+) -> None:
+    blob_store.ensure_container(C)
+    write(blob_store, "report.csv", b"first version", metadata={"v": "1"})
+
+    aborted = blob_store.open_writer(C, "report.csv")
+    aborted.write(b"never seen")
+    aborted.abort()
+
+    assert b"".join(blob_store.read_range(C, "report.csv")) == b"first version"
+    assert dict(blob_store.info(C, "report.csv").metadata) == {"v": "1"}
+
+    write(blob_store, "report.csv", b"second", metadata={"v": "2"})
+
+    assert b"".join(blob_store.read_range(C, "report.csv")) == b"second"
+    assert blob_store.info(C, "report.csv").size == len(b"second")
+    assert dict(blob_store.info(C, "report.csv").metadata) == {"v": "2"}
+
+
+def test_a_range_past_the_end_reads_as_empty(blob_store: BlobStore) -> None:
+    blob_store.ensure_container(C)
+    write(blob_store, "short.csv", b"12345")
+
+    assert b"".join(blob_store.read_range(C, "short.csv", 3, 100)) == b"45"
+    assert b"".join(blob_store.read_range(C, "short.csv", 5)) == b""
+    assert b"".join(blob_store.read_range(C, "short.csv", 50, 60)) == b""

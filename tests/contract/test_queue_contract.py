@@ -304,3 +304,51 @@ def test_a_long_dead_letter_description_is_cut_to_what_service_bus_takes(
     assert len(letter.description.encode("utf-16-le")) // 2 <= MAX_DEAD_LETTER_TEXT
     assert letter.description.startswith("line 1: " + "é" * 3000 + "🚀")
     assert letter.description.endswith("…")
+
+
+def test_a_lock_that_expires_on_the_last_allowed_delivery_dead_letters_the_message(
+    make_queue: QueueFactory, clock: Clock
+) -> None:
+    queue = make_queue(lock=5.0, max_deliveries=1)
+    queue.send([msg(b"stuck")])
+    received = queue.receive(5)
+    assert received is not None
+
+    clock.advance(6.0)
+
+    assert queue.receive(0.3) is None
+    letters, total = queue.list_dead_letters(limit=10, offset=0)
+    assert total == 1
+    assert (letters[0].body, letters[0].reason, letters[0].delivery_count) == (
+        b"stuck",
+        MAX_DELIVERY_REASON,
+        1,
+    )
+    with pytest.raises(LockLost):
+        queue.renew_lock(received)
+    with pytest.raises(LockLost):
+        queue.dead_letter(received, "TooLate", "the lock is gone")
+
+
+def test_a_resubmitted_dead_letter_is_a_new_message_and_the_dead_letter_is_gone(
+    make_queue: QueueFactory,
+) -> None:
+    queue = make_queue()
+    queue.send([msg(b"copy-me")])
+    first = queue.receive(5)
+    assert first is not None
+    queue.dead_letter(first, "Broken", "fixed since")
+    [letter], _ = queue.list_dead_letters(10, 0)
+
+    resubmitted = queue.resubmit_dead_letter(letter.id)
+
+    assert resubmitted.body == b"copy-me"
+    again = queue.receive(5)
+    assert again is not None
+    assert again.sequence_number > first.sequence_number
+    with pytest.raises(MessageNotFound):
+        queue.resubmit_dead_letter(letter.id)
+    with pytest.raises(MessageNotFound):
+        queue.purge_dead_letter(letter.id)
+    queue.complete(again)
+    assert queue.active_count() == 0
