@@ -13,6 +13,7 @@ from datetime import datetime
 from common.errors import Delivery, IngestError
 from common.model.outcomes import Done, Outcome, WaitUntil
 from common.queue import MAX_DELIVERY_REASON
+from common.sql.db import utcnow
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class DeliveryPolicy:
         if delivery is Delivery.COMPLETE:
             return Complete(describe(outcome))
         if delivery is Delivery.RESUME:
+            if delivery_count >= self.max_deliveries:
+                # Handed back, it would be dead-lettered though nothing failed: send a copy.
+                return Reschedule(utcnow(), describe(outcome))
             return HandBack(0.0, describe(outcome))
         if delivery is Delivery.GIVE_UP:
             assert isinstance(outcome, IngestError)

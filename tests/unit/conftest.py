@@ -13,13 +13,14 @@ import pytest
 
 from common.blob.memory import MemoryBlobStore
 from common.model.messages import JobMessage
-from common.pipeline.cutting import UploadPlanner
+from common.pipeline.cutting import PartCutter
 from common.queue.memory import MemoryJobQueue
 from common.sql.db import Database
 from common.stores.claims import DeadLetterClaims
 from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
 from common.stores.sends import JobSends
+from common.stores.uploads import UploadFiles
 from common.usecases.submit import StoredUpload
 
 UPLOADS = "historic"
@@ -29,6 +30,7 @@ UPLOADS = "historic"
 class Embedded:
     db: Database
     blob: MemoryBlobStore
+    files: UploadFiles
     queue: MemoryJobQueue
     jobs: JobStore
     sends: JobSends
@@ -40,21 +42,20 @@ class Embedded:
     ) -> StoredUpload:
         """``content`` written to the blob store and cut into parts as the API does."""
         job_id = str(uuid.uuid4())
-        name = f"{table}/{job_id}.csv"
-        planner = UploadPlanner(part_bytes)
-        writer = self.blob.open_writer(UPLOADS, name)
-        planner.feed(content)
+        name = UploadFiles.name_for(table, job_id)
+        cutter = PartCutter(part_bytes)
+        writer = self.files.open_writer(name)
+        cutter.feed(content)
         writer.write(content)
         writer.commit()
         return StoredUpload(
             job_id=job_id,
             table=table,
-            container=UPLOADS,
             blob_name=name,
-            sha256=planner.sha256,
-            size=planner.size,
+            sha256=cutter.sha256,
+            size=cutter.size,
             original_name=f"{table}.csv",
-            parts=planner.parts(),
+            parts=cutter.parts(),
         )
 
     def queued_parts(self) -> list[tuple[str, int]]:
@@ -79,6 +80,7 @@ def embedded(tmp_path: Path, migrated_sqlite_file: Path) -> Iterator[Embedded]:
     yield Embedded(
         db=db,
         blob=blob,
+        files=UploadFiles(blob, UPLOADS),
         queue=MemoryJobQueue(lock_duration_seconds=30.0, max_delivery_count=3),
         jobs=jobs,
         sends=JobSends(db),

@@ -23,6 +23,7 @@ from common.errors import (
 )
 from common.model.outcomes import Done, WaitUntil
 from common.queue import MAX_DELIVERY_REASON
+from common.sql.db import utcnow
 from common.usecases.ingest_part import Interrupted
 from worker.decision import Complete, DeadLetter, DeliveryPolicy, HandBack, Reschedule
 
@@ -59,6 +60,18 @@ def test_a_stopping_worker_hands_the_message_back_at_once(delivery_count: int) -
     decision = POLICY.decide(error, delivery_count)
 
     assert decision == HandBack(0.0, "Interrupted: stopped at byte 4096, line 120")
+
+
+def test_a_worker_stopping_on_the_last_delivery_sends_a_copy_rather_than_fail_the_job() -> None:
+    # Handing the message back on its last allowed delivery would dead-letter it, failing the
+    # job although nothing went wrong: it is sent again for now and this delivery completed.
+    before = utcnow()
+
+    decision = POLICY.decide(Interrupted("stopped at byte 4096, line 120"), 5)
+
+    assert isinstance(decision, Reschedule)
+    assert decision.why == "Interrupted: stopped at byte 4096, line 120"
+    assert before <= decision.at <= utcnow()
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ def recorded(embedded: Embedded, upload: StoredUpload) -> str:
 
 def submitted(embedded: Embedded, upload: StoredUpload) -> str:
     e = embedded
-    job, _ = submit(e.jobs, e.sends, e.queue, e.blob, upload, force=False, on_conflict="reject")
+    job, _ = submit(e.jobs, e.sends, e.queue, e.files, upload, force=False, on_conflict="reject")
     return job.job_id
 
 

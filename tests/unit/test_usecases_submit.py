@@ -52,7 +52,7 @@ def submit_to(
         embedded.jobs,
         embedded.sends,
         queue or embedded.queue,
-        embedded.blob,
+        embedded.files,
         upload,
         force=force,
         on_conflict="reject",
