@@ -6,6 +6,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
+import orjson
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from common.model.jobs import Job, JobStatus
@@ -52,6 +53,21 @@ class JobOut(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     updated_at: UtcDatetime
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The load options the job runs with, where they differ from the default.",
+    )
+    dry_run: bool = Field(
+        default=False, description="A dry run: validated against today's tables, nothing written."
+    )
+    rows_staged: int = Field(
+        default=0,
+        description="A staged load's valid rows waiting to be published (atomic, thresholds, "
+        "write=replace or empty, dry runs).",
+    )
+    retry_of: str | None = Field(
+        default=None, description="The job whose rejected rows this one loads again."
+    )
     warnings: list[str] = Field(
         default_factory=list,
         description="What to know about a job that did not fail (an empty file, a header row).",
@@ -85,6 +101,10 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             updated_at=job.updated_at,
+            options=orjson.loads(job.options.as_json()),
+            dry_run=job.options.dry_run,
+            rows_staged=job.rows_staged,
+            retry_of=job.retry_of,
             warnings=list(job.warnings),
             waiting_for=waiting_for or [],
         )

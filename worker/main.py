@@ -39,6 +39,7 @@ def build_consumer(services: Services, stop: threading.Event) -> Consumer:
         services.db,
         services.jobs,
         services.parts,
+        services.states,
         services.uploads,
         services.retry,
         IngestSettings.of(settings, services.queue.lock_duration_seconds),

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import ServicesDep
+from api.load_options import Options
 from api.problems import PROBLEM_RESPONSE, Problem
 from api.schemas import JobOut, UploadsOut
 from api.security import WriteAccess
@@ -16,7 +17,8 @@ from api.uploading import Receiving, UploadSink, receive_multipart, receive_raw,
 from common.bootstrap import Services
 from common.model.catalog import LOAD_ORDER, table_spec
 from common.model.jobs import Job
-from common.usecases.submit import submit
+from common.model.options import LoadOptions, WriteMode
+from common.usecases.submit import Submission, submit
 
 router = APIRouter(tags=["uploads"], dependencies=[WriteAccess])
 
@@ -53,6 +55,9 @@ _MANY_FILES_BODY: dict[str, Any] = {
     }
 }
 
+# A part size no file reaches: the whole file is one part.
+ONE_PART = 2**62
+
 Force = Annotated[
     bool, Query(description="Load the file even if identical content was loaded before.")
 ]
@@ -71,9 +76,13 @@ def _body(request: Request, services: Services) -> AsyncIterator[bytes]:
     )
 
 
-def _receiving(services: Services) -> Receiving:
+def _receiving(services: Services, options: LoadOptions) -> Receiving:
+    # A record may span lines when quoted newlines are allowed: such a file is not cut.
+    part_bytes = services.settings.part_bytes
     return Receiving(
-        services.uploads, services.settings.part_bytes, services.settings.blob_chunk_bytes
+        services.uploads,
+        ONE_PART if options.allow_quoted_newlines else part_bytes,
+        services.settings.blob_chunk_bytes,
     )
 
 
@@ -90,19 +99,29 @@ def _check_declared_size(request: Request, limit: int) -> None:
 
 
 async def _submit(
-    services: Services, sink: UploadSink, force: bool, on_conflict: str
-) -> tuple[Job, bool]:
+    services: Services, sinks: list[UploadSink], how: Submission
+) -> list[tuple[Job, bool]]:
     return await run_in_threadpool(
         lambda: submit(
             services.jobs,
             services.sends,
             services.queue,
             services.uploads,
-            sink.stored(),
-            force=force,
-            on_conflict=on_conflict,
+            [sink.stored() for sink in sinks],
+            how,
         )
     )
+
+
+def _how(force: bool, on_conflict: str, options: LoadOptions) -> Submission:
+    if options.write is WriteMode.REPLACE and on_conflict == "update":
+        raise Problem(
+            422,
+            "Conflicting options",
+            "write=replace makes the table exactly the file's rows: on_conflict=update has no "
+            "meaning with it; leave one of them out",
+        )
+    return Submission(force=force, on_conflict=on_conflict, options=options)
 
 
 def _answer(response: Response, jobs: list[tuple[JobOut, bool]]) -> None:
@@ -131,17 +150,19 @@ async def upload_one(
     request: Request,
     response: Response,
     services: ServicesDep,
+    options: Options,
     force: Force = False,
     on_conflict: OnConflict = "reject",
     filename: Annotated[str | None, Query(max_length=255)] = None,
 ) -> JobOut:
     table_spec(table)
+    how = _how(force, on_conflict, options)
     _check_declared_size(request, services.settings.max_upload_bytes)
     media = _media_type(request)
     sink: UploadSink
     if media == "multipart/form-data":
         sinks = await receive_multipart(
-            _receiving(services),
+            _receiving(services, options),
             request.headers["content-type"],
             _body(request, services),
             fixed_table=table,
@@ -156,14 +177,16 @@ async def upload_one(
             )
         sink = sinks[0]
     elif media in RAW_MEDIA_TYPES:
-        sink = await receive_raw(_receiving(services), table, _body(request, services), filename)
+        sink = await receive_raw(
+            _receiving(services, options), table, _body(request, services), filename
+        )
     else:
         raise Problem(
             415,
             "Unsupported media type",
             f"Content-Type {media!r} is not accepted; send text/csv or multipart/form-data",
         )
-    job, created = await _submit(services, sink, force, on_conflict)
+    [(job, created)] = await _submit(services, [sink], how)
     out = JobOut.of(job)
     _answer(response, [(out, created)])
     return out
@@ -187,9 +210,11 @@ async def upload_many(
     request: Request,
     response: Response,
     services: ServicesDep,
+    options: Options,
     force: Force = False,
     on_conflict: OnConflict = "reject",
 ) -> UploadsOut:
+    how = _how(force, on_conflict, options)
     if _media_type(request) != "multipart/form-data":
         raise Problem(
             415,
@@ -198,7 +223,7 @@ async def upload_many(
         )
     _check_declared_size(request, services.settings.max_upload_bytes)
     sinks = await receive_multipart(
-        _receiving(services),
+        _receiving(services, options),
         request.headers["content-type"],
         _body(request, services),
         fixed_table=None,
@@ -209,9 +234,6 @@ async def upload_many(
         )
     # Parents first: a child job waits only for parent uploads submitted before it.
     sinks.sort(key=lambda s: LOAD_ORDER.index(s.table))
-    results = []
-    for sink in sinks:
-        job, created = await _submit(services, sink, force, on_conflict)
-        results.append((JobOut.of(job), created))
+    results = [(JobOut.of(job), created) for job, created in await _submit(services, sinks, how)]
     _answer(response, results)
     return UploadsOut(jobs=[job for job, _ in results])

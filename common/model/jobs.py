@@ -6,9 +6,12 @@ ingests. Statuses live here and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+from common.model.options import LoadOptions
 
 
 class JobStatus(StrEnum):
@@ -68,6 +71,11 @@ class Job:
     rows_rejected: int
     bytes_done: int
     warnings: tuple[str, ...] = ()
+    options: LoadOptions = field(default_factory=LoadOptions)
+    group_id: str | None = None
+    retry_of: str | None = None
+    rows_staged: int = 0  # a staged load's valid rows waiting to be published
+    published: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,13 @@ class Busy:
     why: str
 
 
-def dedup_key(table: str, content_sha256: str, on_conflict: str) -> str:
-    """What makes two uploads the same load: the table, the bytes and the conflict rule."""
-    return f"{table}:{content_sha256}:{on_conflict}"
+def dedup_key(
+    table: str, content_sha256: str, on_conflict: str, options: LoadOptions | None = None
+) -> str:
+    """What makes two uploads the same load: the table, the bytes, the conflict rule and the
+    load options."""
+    key = f"{table}:{content_sha256}:{on_conflict}"
+    fingerprint = options.fingerprint() if options is not None else ""
+    if fingerprint:
+        key += ":" + hashlib.sha256(fingerprint.encode()).hexdigest()[:16]
+    return key

@@ -202,3 +202,17 @@ def _true_indexes(mask: pa.Array) -> list[int]:
     if not pc.any(mask).as_py():
         return []
     return [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
+
+
+def skip_leading(rows: RawRows, count: int) -> RawRows:
+    """``rows`` without the file's first ``count`` lines (``skip_leading_rows``): neither read
+    nor rejected; the other lines keep their numbers."""
+    if count <= 0:
+        return rows
+    keep = pc.greater(rows.line, count)
+    return RawRows(
+        line=rows.line.filter(keep),
+        raw=rows.raw.filter(keep),
+        fields={name: values.filter(keep) for name, values in rows.fields.items()},
+        rejected=[r for r in rows.rejected if r.line > count],
+    )

@@ -12,6 +12,7 @@ transaction.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,7 +134,9 @@ def _executemany_sqlite(conn: Connection, table_name: str, table: pa.Table) -> i
     return int(cur.rowcount)
 
 
-def _fast_executemany(conn: Connection, table_name: str, table: pa.Table) -> int:
+def _fast_executemany(
+    conn: Connection, table_name: str, table: pa.Table, count: Callable[[], int] | None
+) -> int:
     driver = conn.connection.driver_connection
     assert driver is not None
     cursor = driver.cursor()
@@ -144,11 +147,19 @@ def _fast_executemany(conn: Connection, table_name: str, table: pa.Table) -> int
         cursor.close()
     # fast_executemany's row count is not to be trusted: count which of the rows' ids arrived
     # (the rows' ids only: other ids in the same range may have been there before).
+    if count is not None:
+        return count()
     return _present(conn, table_name, table.column("id").combine_chunks())
 
 
-def bulk_insert(conn: Connection, table_name: str, table: pa.Table) -> int:
-    """Insert every row of ``table`` with the dialect's bulk path; return the rows stored."""
+def bulk_insert(
+    conn: Connection, table_name: str, table: pa.Table, count: Callable[[], int] | None = None
+) -> int:
+    """Insert every row of ``table`` with the dialect's bulk path; return the rows stored.
+
+    Where the driver's own count cannot be trusted (SQL Server's ``fast_executemany``), the
+    rows are counted afterwards by their ids in ``table_name``, or by ``count`` when given
+    (for a table that is not a data table)."""
     if table.num_rows == 0:
         return 0
     dialect = conn.dialect.name
@@ -156,7 +167,7 @@ def bulk_insert(conn: Connection, table_name: str, table: pa.Table) -> int:
         return _copy_postgresql(conn, table_name, table)
     if dialect == "sqlite":
         return _executemany_sqlite(conn, table_name, table)
-    return _fast_executemany(conn, table_name, table)
+    return _fast_executemany(conn, table_name, table, count)
 
 
 def load_rows(

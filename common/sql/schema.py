@@ -63,6 +63,30 @@ Index(
     data_tables["hired_employees"].c.job_id,
 )
 
+
+def _staging_table(spec: TableSpec) -> Table:
+    """Where a staged load keeps a table's valid rows until it publishes them all at once:
+    the rows with their job, line and raw text (for rejections found at publish)."""
+    columns: list[Column[object]] = [
+        Column("job_seq", Integer, nullable=False),
+        Column("line", BigInteger, nullable=False),
+        Column("raw", UnicodeText, nullable=False),
+    ]
+    for col in spec.columns:
+        column = data_tables[spec.name].c[col.name]
+        columns.append(Column(col.name, column.type, nullable=False))
+    return Table(
+        f"stage_{spec.name}",
+        metadata,
+        *columns,
+        PrimaryKeyConstraint("job_seq", "line"),
+        Index(f"ix_stage_{spec.name}_job_id", "job_seq", spec.columns[0].name),
+    )
+
+
+staging_tables: dict[str, Table] = {name: _staging_table(spec) for name, spec in TABLES.items()}
+
+
 ingest_jobs = Table(
     "ingest_jobs",
     metadata,
@@ -88,6 +112,17 @@ ingest_jobs = Table(
     Column("dedup_key", String(128)),
     # What a person should know about a job that did not fail, one sentence a line.
     Column("warnings", UnicodeText),
+    # The load options (common/model/options.py) as JSON; empty for the default load.
+    Column("options", String(400)),
+    # Uploads sent together with ?atomic=true publish together: the request's id.
+    Column("group_id", String(36)),
+    # The job whose rejected rows this one loads again (POST /jobs/{id}/retry-rejected).
+    Column("retry_of", String(36)),
+    # A staged load's outcome at publish: rows inserted, rows that replaced others, and rows
+    # rejected then (duplicates across the file, ids taken or references missing by then).
+    Column("publish_inserted", BigInteger),
+    Column("publish_updated", BigInteger),
+    Column("publish_rejected", BigInteger),
     Index("ix_ingest_jobs_table_sha", "table_name", "content_sha256"),
     Index("ix_ingest_jobs_status_table", "status", "table_name"),
     Index(

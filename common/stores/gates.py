@@ -96,6 +96,17 @@ class TableGates:
                 if taken != 1:
                     raise TableBusy(f"another restore of {name} is in progress")
 
+    def take(self, conn: Connection, tables: Iterable[str]) -> None:
+        """Lock the gates of ``tables`` exclusively in the caller's transaction, as a load that
+        rewrites them publishes (no mark: it is one transaction, run while no other load of
+        them is)."""
+        for name in sorted(set(tables)):
+            conn.execute(
+                update(gates_t)
+                .where(gates_t.c.table_name == name)
+                .values(restore_owner=gates_t.c.restore_owner)
+            )
+
     def seize(self, conn: Connection, tables: Iterable[str], owner: str) -> None:
         """Lock the gates of ``tables`` exclusively in the caller's transaction (waiting for
         loads and batches that hold them) and check that ``owner``'s mark is still there."""

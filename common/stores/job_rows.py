@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from common.model.jobs import Job, JobStatus, Part, PartStatus
+from common.model.options import LoadOptions
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
 
@@ -34,6 +35,15 @@ def job_query() -> Any:
 
 def job_from_row(row: Any) -> Job:
     m = row._mapping
+    options = LoadOptions.from_json(m["options"])
+    written = int(m["rows_inserted"] or 0), int(m["rows_updated"] or 0)
+    staged = 0
+    if options.staged:
+        # A staged load's parts count the rows they staged; the table got what publishing did.
+        staged, written = (
+            written[0],
+            (int(m["publish_inserted"] or 0), int(m["publish_updated"] or 0)),
+        )
     return Job(
         job_id=m["job_id"],
         seq=m["seq"],
@@ -53,11 +63,16 @@ def job_from_row(row: Any) -> Job:
         parts=int(m["parts"] or 0),
         parts_done=int(m["parts_done"] or 0),
         rows_read=int(m["rows_read"] or 0),
-        rows_inserted=int(m["rows_inserted"] or 0),
-        rows_updated=int(m["rows_updated"] or 0),
-        rows_rejected=int(m["rows_rejected"] or 0),
+        rows_inserted=written[0],
+        rows_updated=written[1],
+        rows_rejected=int(m["rows_rejected"] or 0) + int(m["publish_rejected"] or 0),
         bytes_done=int(m["bytes_done"] or 0),
         warnings=tuple(m["warnings"].splitlines()) if m["warnings"] else (),
+        options=options,
+        group_id=m["group_id"],
+        retry_of=m["retry_of"],
+        rows_staged=staged,
+        published=m["publish_inserted"] is not None,
     )
 
 

@@ -14,6 +14,7 @@ from common.sql.db import Database, utcnow
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
 from common.stores.jobs import JobStore
+from common.stores.staging import discard
 
 
 class JobStates:
@@ -34,6 +35,8 @@ class JobStates:
             )
         ).rowcount
         if ended:
+            seq = conn.execute(select(jobs_t.c.seq).where(jobs_t.c.job_id == job_id)).scalar_one()
+            discard(conn, seq)  # a staged load's rows go with it
             part_status = (
                 PartStatus.CANCELLED if status is JobStatus.CANCELLED else PartStatus.FAILED
             )

@@ -10,10 +10,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, true, update
 
 from common.errors import ConcurrentUpdate, JobNotFinished, UnknownJob
 from common.model.jobs import UNFINISHED, Job, JobStatus, Part, PartPlan, PartStatus, dedup_key
+from common.model.options import LoadOptions
 from common.sql.db import Database, utcnow
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
@@ -43,6 +44,9 @@ class JobStore:
         parts: list[PartPlan],
         reusable: bool = True,
         warnings: tuple[str, ...] = (),
+        options: LoadOptions | None = None,
+        group_id: str | None = None,
+        retry_of: str | None = None,
     ) -> tuple[Job, bool]:
         """Record a queued job and its parts; return it and ``True``. With ``reusable``, an
         unfinished or succeeded job for the same content wins instead: that one and ``False``."""
@@ -56,8 +60,13 @@ class JobStore:
             "original_name": original_name,
             "blob_name": blob_name,
             "on_conflict": on_conflict,
-            "dedup_key": dedup_key(table, content_sha256, on_conflict) if reusable else None,
+            "dedup_key": dedup_key(table, content_sha256, on_conflict, options)
+            if reusable
+            else None,
             "warnings": "\n".join(warnings) or None,
+            "options": options.as_json() if options is not None and options.fingerprint() else None,
+            "group_id": group_id,
+            "retry_of": retry_of,
             "attempts": 0,
             "created_at": now,
             "updated_at": now,
@@ -67,7 +76,7 @@ class JobStore:
         except ConcurrentUpdate:
             if not reusable:
                 raise
-            winner = self.find_reusable(table, content_sha256, on_conflict)
+            winner = self.find_reusable(table, content_sha256, on_conflict, options)
             if winner is not None:
                 return winner, False
             self._insert(job, parts)  # the winner failed in the meantime: try once more
@@ -117,10 +126,16 @@ class JobStore:
             raise UnknownJob(f"no job with id {job_id!r}")
         return job_from_row(row)
 
-    def find_reusable(self, table: str, content_sha256: str, on_conflict: str) -> Job | None:
+    def find_reusable(
+        self,
+        table: str,
+        content_sha256: str,
+        on_conflict: str,
+        options: LoadOptions | None = None,
+    ) -> Job | None:
         """The job that loaded (or is loading) the same content into the same table the same
         way, unless it failed or was cancelled."""
-        key = dedup_key(table, content_sha256, on_conflict)
+        key = dedup_key(table, content_sha256, on_conflict, options)
         with self.db.read() as conn:
             row = conn.execute(job_query().where(jobs_t.c.dedup_key == key)).first()
         return None if row is None else job_from_row(row)
@@ -177,10 +192,23 @@ class JobStore:
                         jobs_t.c.seq < job.seq,
                         jobs_t.c.table_name.in_(parent_tables),
                         jobs_t.c.status.in_(UNFINISHED),
+                        # files uploaded together publish together: none waits for another
+                        or_(jobs_t.c.group_id.is_(None), jobs_t.c.group_id != job.group_id)
+                        if job.group_id is not None
+                        else true(),
                     )
                     .order_by(jobs_t.c.seq)
                 ).scalars()
             )
+
+    def group_of(self, job: Job) -> list[Job]:
+        """The jobs uploaded together with ``job`` to publish together (just ``job`` alone when
+        it was uploaded on its own), as they are now."""
+        if job.group_id is None:
+            return [self.get(job.job_id)]
+        with self.db.read() as conn:
+            rows = conn.execute(job_query().where(jobs_t.c.group_id == job.group_id)).all()
+        return [job_from_row(r) for r in rows]
 
     def running_on(self, tables: Iterable[str], conn: Connection | None = None) -> list[str]:
         """Jobs of ``tables`` that have started and not finished, oldest first."""

@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select, update
 
 from common.errors import JobCancelled, LeaseLost, UnknownJob
 from common.model.jobs import UNFINISHED, Busy, JobStatus, Part, PartStatus, Progress
+from common.model.options import LoadOptions
 from common.sql.db import Database, utcnow
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
@@ -166,8 +167,8 @@ class PartLeases:
                     parts_t.c.job_id == part.job_id, parts_t.c.part_no == part.part_no
                 )
             ).scalar()
-            if status == PartStatus.CANCELLED.value:
-                raise JobCancelled(f"job {part.job_id} was cancelled")
+            if status in (PartStatus.CANCELLED.value, PartStatus.FAILED.value):
+                raise JobCancelled(f"job {part.job_id} ended ({status}) while its part ran")
             raise LeaseLost(
                 f"part {part.part_no} of job {part.job_id} was taken over by another worker"
             )
@@ -183,7 +184,9 @@ class PartLeases:
             .select_from(parts_t)
             .where(parts_t.c.job_id == job_id, parts_t.c.status != PartStatus.DONE.value)
         ).scalar_one()
-        if open_parts == 0:
+        options = conn.execute(select(jobs_t.c.options).where(jobs_t.c.job_id == job_id)).scalar()
+        # A staged load succeeds when it is published, not when its last part is staged.
+        if open_parts == 0 and not LoadOptions.from_json(options).staged:
             conn.execute(
                 update(jobs_t)
                 .where(jobs_t.c.job_id == job_id, jobs_t.c.status.in_(UNFINISHED))

@@ -10,6 +10,7 @@ from common.model.catalog import TableSpec
 from common.model.rows import Rejection, ValidRows
 from common.sql.loader import load_rows
 from common.stores.rejections import record_batch, store_job_rejections
+from common.stores.staging import stage
 
 
 @dataclass(frozen=True)
@@ -39,3 +40,18 @@ def write_rows(
         record_batch(conn, batch_id, spec.name, loaded.inserted, loaded.updated, rejected)
     read = rows.valid_count + len(rows.rejected)
     return Written(read, loaded.inserted, loaded.updated, rejected)
+
+
+def stage_rows(
+    conn: Connection,
+    spec: TableSpec,
+    rows: ValidRows,
+    on_conflict: str,
+    *,
+    job_seq: int,
+) -> Written:
+    """For a staged load: keep ``rows`` in the staging table and store the rejections found by
+    validation; the database's checks wait for the publish. ``inserted`` counts rows staged."""
+    staged = stage(conn, spec, job_seq, rows)
+    store_job_rejections(conn, job_seq, rows.rejected)
+    return Written(rows.valid_count + len(rows.rejected), staged, 0, list(rows.rejected))

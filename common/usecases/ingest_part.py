@@ -17,17 +17,19 @@ from common.model.outcomes import Done, Outcome, WaitUntil
 from common.model.rows import RawRows, Rejection, ValidRows
 from common.model.rules import ROW, broken, looks_like_header
 from common.pipeline.blocks import Block, line_blocks
-from common.pipeline.csvparse import check_is_text, parse_block
+from common.pipeline.csvparse import check_is_text, parse_block, skip_leading
 from common.pipeline.prefetch import prefetched
 from common.pipeline.validation import validate
 from common.retry import RetryPolicy
 from common.settings import Settings
 from common.sql.db import Database, utcnow
+from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
 from common.stores.parts import PartLeases
 from common.stores.rejections import log_rejections
 from common.stores.uploads import UploadFiles
-from common.stores.writes import Written, write_rows
+from common.stores.writes import Written, stage_rows, write_rows
+from common.usecases.publish import Publisher
 
 log = structlog.get_logger("ingest.worker")
 
@@ -75,6 +77,7 @@ class PartIngestor:
         db: Database,
         jobs: JobStore,
         parts: PartLeases,
+        states: JobStates,
         uploads: UploadFiles,
         retry: RetryPolicy,
         settings: IngestSettings,
@@ -84,6 +87,8 @@ class PartIngestor:
         self.db = db
         self.jobs = jobs
         self.parts = parts
+        self.states = states
+        self.publisher = Publisher(db, jobs, states)
         self.uploads = uploads
         self.retry = retry
         self.settings = settings
@@ -96,6 +101,8 @@ class PartIngestor:
         structlog.contextvars.bind_contextvars(table=job.table)
         if job.status.terminal:
             return Done(f"job already {job.status.value}")
+        if job.options.staged and job.parts_done == job.parts:
+            return self._publish(job)  # staged by earlier deliveries, not yet published
         waiting = self.jobs.waiting_for(job, spec.parents)
         if waiting:
             return WaitUntil(
@@ -115,8 +122,20 @@ class PartIngestor:
         if part.status is not PartStatus.PENDING:
             return Done(f"part already {part.status.value}")
         self._ingest(job, spec, part, cancel)
+        if job.options.staged:
+            return self._publish(self.jobs.get(job.job_id))
         self._refresh_if_finished(job.job_id)
         return Done("part ingested")
+
+    def _publish(self, job: Job) -> Outcome:
+        if job.parts_done < job.parts and not job.status.terminal:
+            return Done("part staged; the job's other parts are still staging")
+        outcome = self.publisher.publish(job)
+        if outcome.busy:
+            at = utcnow() + timedelta(seconds=self.settings.dependency_wait_seconds)
+            return WaitUntil(at, outcome.note)
+        self._refresh_if_finished(job.job_id)
+        return Done(outcome.note)
 
     def _refresh_if_finished(self, job_id: str) -> None:
         job = self.jobs.get(job_id)
@@ -154,16 +173,19 @@ class PartIngestor:
     ) -> Iterator[tuple[Block, int, ValidRows]]:
         """Each block of the part with its first line number, parsed and validated."""
         chunks = self.uploads.read_range(job.blob_name, offset, end, self.settings.read_bytes)
+        skip = job.options.skip_leading_rows
         for block in line_blocks(chunks, offset, self.settings.block_bytes):
-            yield block, line, _validated(spec, block, line)
+            yield block, line, _validated(spec, block, line, skip)
             line += block.lines
 
     def _commit(
         self, job: Job, spec: TableSpec, part: Part, block: Block, line: int, rows: ValidRows
     ) -> None:
+        write = stage_rows if job.options.staged else write_rows
+
         def transaction() -> Written:
             with self.db.write() as conn:
-                committed = write_rows(conn, spec, rows, job.on_conflict, job_seq=job.seq)
+                committed = write(conn, spec, rows, job.on_conflict, job_seq=job.seq)
                 progress = Progress(
                     next_offset=block.end,
                     next_line=line + block.lines,
@@ -193,9 +215,19 @@ class PartIngestor:
             rows_rejected=len(committed.rejected),
         )
         log_rejections(committed.rejected, first_line=line)
+        if committed.rejected and job.options.max_bad_records is not None:
+            self._fail_early(job)
+
+    def _fail_early(self, job: Job) -> None:
+        """A staged load over ``max_bad_records`` already can only end so: end it now."""
+        now = self.jobs.get(job.job_id)
+        if why := job.options.exceeded(now.rows_read, now.rows_rejected):
+            self.states.fail(job.job_id, f"too_many_bad_records: {why}")
+            log.warning("staged load failed early: too many bad records", error=why)
+            self.publisher.publish(self.jobs.get(job.job_id))  # the rest of its upload fails too
 
 
-def _validated(spec: TableSpec, block: Block, line: int) -> ValidRows:
+def _validated(spec: TableSpec, block: Block, line: int, skip: int = 0) -> ValidRows:
     if block.oversized:
         raw = block.data.decode("utf-8", errors="backslashreplace")
         rejection = Rejection(
@@ -203,5 +235,6 @@ def _validated(spec: TableSpec, block: Block, line: int) -> ValidRows:
         )
         rows = RawRows.empty(spec.column_names)
         rows.rejected.append(rejection)
-        return validate(spec, rows)
-    return validate(spec, parse_block(block.data, line, spec, at_file_start=block.offset == 0))
+        return validate(spec, skip_leading(rows, skip))
+    parsed = parse_block(block.data, line, spec, at_file_start=block.offset == 0)
+    return validate(spec, skip_leading(parsed, skip))

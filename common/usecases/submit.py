@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import structlog
 
 from common.errors import IngestError
 from common.model.jobs import Job, PartPlan
 from common.model.messages import JobMessage
+from common.model.options import LoadOptions
 from common.queue import JobQueue
 from common.stores.jobs import JobStore
 from common.stores.sends import JobSends
@@ -32,22 +35,47 @@ class StoredUpload:
     parts: list[PartPlan]
 
 
+@dataclass(frozen=True)
+class Submission:
+    """How the uploads of one request are to be loaded."""
+
+    force: bool = False
+    on_conflict: str = "reject"
+    options: LoadOptions = field(default_factory=LoadOptions)
+
+
 def submit(
     jobs: JobStore,
     sends: JobSends,
     queue: JobQueue,
     uploads: UploadFiles,
-    upload: StoredUpload,
-    *,
-    force: bool,
-    on_conflict: str,
-) -> tuple[Job, bool]:
-    """Create the upload's job and queue its parts; return the job and whether it is new.
+    stored: Sequence[StoredUpload],
+    how: Submission,
+) -> list[tuple[Job, bool]]:
+    """Create a job for each stored upload and queue its parts; each job, with whether it is
+    new (parents first, as given).
 
     Without ``force``, identical content for the same table reuses the unfinished or
     succeeded job that holds it, even when the uploads race: the job's deduplication key is
     unique, so one of them creates the job and the others get it and delete their own copy.
+    Staged uploads sent together are one group, published together: every job of the group is
+    recorded before any message is sent, so none can publish without the others.
     """
+    group_id = str(uuid.uuid4()) if how.options.staged and len(stored) > 1 else None
+    recorded = [_record(jobs, uploads, upload, how, group_id) for upload in stored]
+    for (job, created), upload in zip(recorded, stored, strict=True):
+        if created:
+            send(sends, queue, uploads, upload, job)
+    return recorded
+
+
+def _record(
+    jobs: JobStore,
+    uploads: UploadFiles,
+    upload: StoredUpload,
+    how: Submission,
+    group_id: str | None,
+) -> tuple[Job, bool]:
     job, created = jobs.create(
         job_id=upload.job_id,
         table=upload.table,
@@ -55,16 +83,16 @@ def submit(
         size_bytes=upload.size,
         original_name=upload.original_name,
         blob_name=upload.blob_name,
-        on_conflict=on_conflict,
+        on_conflict=how.on_conflict,
         parts=upload.parts,
-        reusable=not force,
+        reusable=not how.force,
         warnings=(EMPTY_FILE,) if upload.size == 0 else (),
+        options=how.options,
+        group_id=group_id,
     )
     if not created:
         uploads.delete(upload.blob_name)
-        return job, False
-    send(sends, queue, uploads, upload, job)
-    return job, True
+    return job, created
 
 
 def send(

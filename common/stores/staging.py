@@ -1,0 +1,53 @@
+"""Staging: where a staged load keeps its valid rows until it publishes them all at once.
+
+Each data table has a staging table (``stage_<table>``) with the same columns plus the job's
+sequence number, the row's line and its raw text (for the rejections found at publish). Parts
+stage their blocks in parallel, each block in the same transaction as its checkpoint, as a
+plain load writes the table itself; see :mod:`common.usecases.publish` for what happens next.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection, delete, func, select
+
+from common.model.catalog import TableSpec
+from common.model.rows import ValidRows
+from common.sql.loader import bulk_insert
+from common.sql.schema import staging_tables
+
+
+def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> int:
+    """Add the block's valid ``rows`` to the job's staged rows; how many were staged."""
+    table = rows.table
+    if table.num_rows == 0:
+        return 0
+    staged = pa.table(
+        {
+            "job_seq": pa.array([job_seq] * table.num_rows, pa.int64()),
+            "line": table.column("line"),
+            "raw": table.column("raw"),
+            **{name: table.column(name) for name in spec.column_names},
+        }
+    )
+    st = staging_tables[spec.name]
+    lines = table.column("line")
+    low, high = pc.min(lines).as_py(), pc.max(lines).as_py()
+
+    def count() -> int:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(st)
+                .where(st.c.job_seq == job_seq, st.c.line.between(low, high))
+            ).scalar_one()
+        )
+
+    return bulk_insert(conn, st.name, staged, count)
+
+
+def discard(conn: Connection, job_seq: int) -> None:
+    """Forget every row the job staged, in whichever table."""
+    for st in staging_tables.values():
+        conn.execute(delete(st).where(st.c.job_seq == job_seq))

@@ -1,0 +1,305 @@
+"""Publish a staged load: every valid row of its files appears in one transaction, or none.
+
+Once every part of a staged job (and of every job uploaded with it, for ``POST
+/uploads?atomic=true``) is staged, one transaction, parents first:
+
+1. re-checks the staged rows against the tables as they are now: a later line of an id staged
+   earlier is a duplicate; an id the table holds (unless the job updates) and a reference to
+   an id its parent lacks are rejected as a plain load would. These rejections are stored with
+   the ones found while staging;
+2. judges the bad-row thresholds on the final count (``too_many_bad_records``), and the write
+   mode: ``empty`` needs an empty table (``table_not_empty``), ``replace`` may not remove ids
+   that rows of other tables reference (``referenced_rows_missing``);
+3. writes: the staged rows go in (``replace`` first empties the table; ``on_conflict=update``
+   first deletes the rows they replace), the staging rows go, the jobs succeed.
+
+A failure in 2 fails every job of the group and publishes nothing; its rejections are kept. A
+dry run stops after 1. A crash anywhere rolls the transaction back: the next delivery of the
+job's message publishes again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import combinations
+
+import structlog
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+    update,
+)
+
+from common.errors import TableBusy
+from common.model.catalog import LOAD_ORDER, TableSpec, children_of, table_spec
+from common.model.jobs import UNFINISHED, Job, JobStatus
+from common.model.options import WriteMode
+from common.model.rows import FieldError
+from common.model.rules import IN_INPUT, encode
+from common.sql.db import Database, utcnow
+from common.sql.loader import ON_CONFLICT_UPDATE
+from common.sql.schema import data_tables, job_rejections, staging_tables
+from common.sql.schema import ingest_jobs as jobs_t
+from common.sql.schema import job_parts as parts_t
+from common.stores.gates import TableGates
+from common.stores.job_states import JobStates
+from common.stores.jobs import JobStore
+from common.stores.staging import discard
+
+log = structlog.get_logger("ingest.publish")
+
+# An INSERT ... SELECT's row count is kept only when asked for (psycopg closes the cursor).
+COUNTED = {"preserve_rowcount": True}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What publishing came to: ``waiting`` for other files of the group, ``busy`` while the
+    tables cannot be taken, else done (published, failed, or already done by another)."""
+
+    note: str
+    waiting: bool = False
+    busy: bool = False
+
+
+class _Refused(Exception):
+    def __init__(self, code: str, why: str) -> None:
+        super().__init__(f"{code}: {why}")
+        self.code = code
+
+
+def _code(column: str, rule: str, detail: str = "") -> str:
+    return encode([FieldError(column, rule, "", detail)])
+
+
+class Publisher:
+    """Publishes staged jobs, one group in one transaction."""
+
+    def __init__(self, db: Database, jobs: JobStore, states: JobStates) -> None:
+        self.db = db
+        self.jobs = jobs
+        self.states = states
+        self.gates = TableGates(db)
+
+    def publish(self, job: Job) -> Outcome:
+        """Publish ``job``'s group if all of it is staged; if a job of the group ended without
+        publishing (failed early, cancelled), end the others as failed."""
+        group = self.jobs.group_of(job)
+        if ended := [j for j in group if j.status.terminal and not j.published]:
+            for other in group:
+                if not other.status.terminal:
+                    self.states.fail(
+                        other.job_id,
+                        f"upload_failed: the {ended[0].table} file of the same upload "
+                        f"{ended[0].status.value}; nothing of the upload was published",
+                    )
+            return Outcome(f"job {ended[0].status.value} before its upload was published")
+        if any(j.status.terminal for j in group):
+            return Outcome(f"job already {job.status.value} with its group")
+        if not all(j.parts_done == j.parts for j in group):
+            return Outcome("staged; the other files of the upload are still staging", waiting=True)
+        group = sorted(group, key=lambda j: LOAD_ORDER.index(j.table))
+        tables = {j.table for j in group}
+        gated = sorted(tables | {p for t in tables for p in table_spec(t).parents})
+        rewrites = [j.table for j in group if j.options.write is not WriteMode.APPEND]
+        if rewrites and (running := self._others_running(rewrites, group)):
+            return Outcome(f"waiting for loads of the table to finish: {running}", busy=True)
+        try:
+            with self.db.write() as conn:
+                if not self._claim(conn, group):
+                    return Outcome("published by another delivery")
+                if self.gates.hold(conn, gated) is not None:
+                    raise TableBusy("a restore of the tables is in progress")
+                if rewrites:
+                    self.gates.take(conn, _disturbed(rewrites))
+                    if running := self._others_running(rewrites, group, conn):
+                        raise TableBusy(f"loads of the table are running: {running}")
+                self._publish(conn, group)
+        except TableBusy as exc:
+            return Outcome(str(exc), busy=True)
+        return Outcome("published")
+
+    def _others_running(
+        self, tables: Sequence[str], group: Sequence[Job], conn: Connection | None = None
+    ) -> list[str]:
+        mine = {j.job_id for j in group}
+        return [j for j in self.jobs.running_on(_disturbed(tables), conn) if j not in mine]
+
+    def _claim(self, conn: Connection, group: Sequence[Job]) -> bool:
+        """Lock the group's job rows; whether every job is still waiting to be published."""
+        ids = [j.job_id for j in group]
+        locked = conn.execute(
+            update(jobs_t)
+            .where(
+                jobs_t.c.job_id.in_(ids),
+                jobs_t.c.status.in_(UNFINISHED),
+                jobs_t.c.publish_inserted.is_(None),
+            )
+            .values(updated_at=utcnow())
+        ).rowcount
+        return locked == len(ids)
+
+    def _publish(self, conn: Connection, group: Sequence[Job]) -> None:
+        refused: _Refused | None = None
+        counts: dict[str, tuple[int, int, int]] = {}
+        for job in group:
+            spec = table_spec(job.table)
+            rejected = _reject_at_publish(conn, spec, job)
+            try:
+                self._judge(conn, spec, job, rejected)
+                written = (0, 0) if job.options.dry_run else _write(conn, spec, job)
+            except _Refused as exc:
+                refused = refused or exc
+                written = (0, 0)
+            counts[job.job_id] = (*written, rejected)
+        now = utcnow()
+        for job in group:
+            discard(conn, job.seq)
+            inserted, updated, rejected = counts[job.job_id]
+            values: dict[str, object] = {
+                "publish_inserted": inserted,
+                "publish_updated": updated,
+                "publish_rejected": rejected,
+                "finished_at": now,
+                "updated_at": now,
+            }
+            if refused is None:
+                values |= {"status": JobStatus.SUCCEEDED.value, "error": None}
+            else:
+                values |= {"status": JobStatus.FAILED.value, "error": str(refused)}
+                values |= {"dedup_key": None, "publish_inserted": 0, "publish_updated": 0}
+            conn.execute(update(jobs_t).where(jobs_t.c.job_id == job.job_id).values(**values))
+        log.info(
+            "staged load published" if refused is None else "staged load refused",
+            jobs=[j.job_id for j in group],
+            error=str(refused) if refused else None,
+        )
+
+    def _judge(self, conn: Connection, spec: TableSpec, job: Job, at_publish: int) -> None:
+        totals = conn.execute(
+            select(func.sum(parts_t.c.rows_read), func.sum(parts_t.c.rows_rejected)).where(
+                parts_t.c.job_id == job.job_id
+            )
+        ).one()
+        read, rejected = int(totals[0] or 0), int(totals[1] or 0) + at_publish
+        if why := job.options.exceeded(read, rejected):
+            raise _Refused("too_many_bad_records", why)
+        if job.options.dry_run:
+            return
+        live = data_tables[spec.name]
+        write = job.options.write
+        if write is WriteMode.EMPTY and conn.execute(select(exists().select_from(live))).scalar():
+            raise _Refused(
+                "table_not_empty",
+                f"{spec.name} holds rows; write=empty loads only into an empty table",
+            )
+        if write is WriteMode.REPLACE and (dangling := _dangling_if_replaced(conn, spec, job.seq)):
+            raise _Refused(
+                "referenced_rows_missing",
+                f"replacing {spec.name} would leave {dangling}; nothing was changed",
+            )
+
+
+def _disturbed(tables: Sequence[str]) -> list[str]:
+    return sorted({*tables, *(c for t in tables for c in children_of(t))})
+
+
+def _reject_at_publish(conn: Connection, spec: TableSpec, job: Job) -> int:
+    """Store the rejections only the whole file and today's tables show; remove those rows
+    from staging; how many."""
+    st = staging_tables[spec.name]
+    mine = st.c.job_seq == job.seq
+    id_name = spec.columns[0].name
+    earlier = st.alias("earlier")
+    repeated = exists().where(
+        earlier.c.job_seq == job.seq,
+        earlier.c[id_name] == st.c[id_name],
+        earlier.c.line < st.c.line,
+    )
+    input_twice = literal(_code(id_name, "duplicate_id", IN_INPUT))
+    count = _move_to_rejections(conn, st, mine & repeated, input_twice)
+    checks: list[tuple[str, ColumnElement[bool]]] = []
+    if job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE:
+        live = data_tables[spec.name]
+        checks.append((_code(id_name, "duplicate_id"), exists().where(live.c.id == st.c[id_name])))
+    for col in spec.columns:
+        if col.references:
+            parent = data_tables[col.references]
+            missing = ~exists().where(parent.c.id == st.c[col.name])
+            checks.append((_code(col.name, "unknown_reference"), missing))
+    if checks:
+        broken = mine & or_(*(check for _, check in checks))
+        count += _move_to_rejections(conn, st, broken, _codes_of(checks))
+    return count
+
+
+def _codes_of(checks: list[tuple[str, ColumnElement[bool]]]) -> ColumnElement[str]:
+    """The codes of every failed check of a row, as one CASE over every combination (a row
+    may break several rules at once, as in a plain load)."""
+    branches = []
+    for size in range(len(checks), 0, -1):
+        for combo in combinations(range(len(checks)), size):
+            holds = [checks[i][1] if i in combo else not_(checks[i][1]) for i in range(len(checks))]
+            branches.append((and_(*holds), literal(";".join(checks[i][0] for i in combo))))
+    return case(*branches)
+
+
+def _move_to_rejections(
+    conn: Connection, st: Table, where: ColumnElement[bool], rules: ColumnElement[str]
+) -> int:
+    moved = conn.execute(
+        insert(job_rejections).from_select(
+            ["line", "job_seq", "raw", "rules"],
+            select(st.c.line, st.c.job_seq, st.c.raw, rules).where(where),
+        ),
+        execution_options=COUNTED,
+    ).rowcount
+    conn.execute(delete(st).where(where))
+    return int(moved)
+
+
+def _dangling_if_replaced(conn: Connection, spec: TableSpec, job_seq: int) -> str:
+    st = staging_tables[spec.name]
+    found = []
+    for child_name in children_of(spec.name):
+        child = data_tables[child_name]
+        for col in table_spec(child_name).columns:
+            if col.references != spec.name:
+                continue
+            gone = ~exists().where(st.c.job_seq == job_seq, st.c.id == child.c[col.name])
+            count = conn.execute(select(func.count()).select_from(child).where(gone)).scalar_one()
+            if count:
+                found.append(f"{count} {child_name} rows whose {col.name} is not an id in the file")
+    return " and ".join(found)
+
+
+def _write(conn: Connection, spec: TableSpec, job: Job) -> tuple[int, int]:
+    """Put the job's staged rows into the table; (inserted, updated)."""
+    st = staging_tables[spec.name]
+    live = data_tables[spec.name]
+    mine = st.c.job_seq == job.seq
+    updated = 0
+    if job.options.write is WriteMode.REPLACE:
+        conn.execute(delete(live))
+    elif job.on_conflict == ON_CONFLICT_UPDATE:
+        updated = conn.execute(
+            delete(live).where(live.c.id.in_(select(st.c.id).where(mine)))
+        ).rowcount
+    names = list(spec.column_names)
+    stored = conn.execute(
+        insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),
+        execution_options=COUNTED,
+    ).rowcount
+    return int(stored) - int(updated), int(updated)
