@@ -9,7 +9,7 @@ from common.errors import DeadLetterTaken, MessageNotFound
 from common.model.jobs import JobStatus
 from common.queue import DeadLetter, OutgoingMessage
 from common.usecases.dead_letters import DeadLetters
-from common.usecases.submit import submit
+from common.usecases.submit import Submission, submit
 from tests.unit.conftest import Embedded
 
 DEPARTMENTS = b"".join(b"%d,Department %d\n" % (i, i) for i in range(1, 201))
@@ -24,7 +24,7 @@ def a_failed_job(embedded: Embedded, *, part_bytes: int = 1 << 20) -> tuple[str,
     the consumer does; the other parts' messages are gone with the failed job."""
     e = embedded
     upload = e.store_upload("departments", DEPARTMENTS, part_bytes=part_bytes)
-    job, _ = submit(e.jobs, e.sends, e.queue, e.files, upload, force=False, on_conflict="reject")
+    [(job, _)] = submit(e.jobs, e.sends, e.queue, e.files, [upload], Submission())
     first = e.queue.receive(0)
     assert first is not None
     e.queue.dead_letter(first, "NotText", "byte 7 is not UTF-8")
@@ -99,7 +99,7 @@ def test_purging_a_dead_letter_its_job_still_waits_on_ends_the_job_failed(
     # Given a queued job whose message the broker dead-lettered on its own
     e = embedded
     upload = e.store_upload("departments", DEPARTMENTS)
-    job, _ = submit(e.jobs, e.sends, e.queue, e.files, upload, force=False, on_conflict="reject")
+    [(job, _)] = submit(e.jobs, e.sends, e.queue, e.files, [upload], Submission())
     message = e.queue.receive(0)
     assert message is not None
     e.queue.dead_letter(message, "MaxDeliveryCountExceeded", "delivered 3 times")

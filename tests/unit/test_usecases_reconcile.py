@@ -8,7 +8,7 @@ from datetime import timedelta
 from common.model.jobs import JobStatus
 from common.model.messages import JobMessage
 from common.usecases.reconcile import Reconciler, ReconcileTiming
-from common.usecases.submit import StoredUpload, submit
+from common.usecases.submit import StoredUpload, Submission, submit
 from tests.unit.conftest import Embedded
 
 DEPARTMENTS = b"".join(b"%d,Department %d\n" % (i, i) for i in range(1, 201))
@@ -37,7 +37,7 @@ def recorded(embedded: Embedded, upload: StoredUpload) -> str:
 
 def submitted(embedded: Embedded, upload: StoredUpload) -> str:
     e = embedded
-    job, _ = submit(e.jobs, e.sends, e.queue, e.files, upload, force=False, on_conflict="reject")
+    [(job, _)] = submit(e.jobs, e.sends, e.queue, e.files, [upload], Submission())
     return job.job_id
 
 

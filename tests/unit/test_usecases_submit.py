@@ -13,7 +13,7 @@ from common.queue import JobQueue, OutgoingMessage
 from common.queue.memory import MemoryJobQueue
 from common.sql.db import utcnow
 from common.stores.sends import JobSends
-from common.usecases.submit import EMPTY_FILE, StoredUpload, submit
+from common.usecases.submit import EMPTY_FILE, StoredUpload, Submission, submit
 from tests.unit.conftest import Embedded
 
 DEPARTMENTS = b"".join(b"%d,Department %d\n" % (i, i) for i in range(1, 201))
@@ -53,10 +53,9 @@ def submit_to(
         embedded.sends,
         queue or embedded.queue,
         embedded.files,
-        upload,
-        force=force,
-        on_conflict="reject",
-    )
+        [upload],
+        Submission(force=force),
+    )[0]
 
 
 def test_a_submitted_upload_is_a_queued_job_with_one_message_per_part(embedded: Embedded) -> None:
