@@ -1,15 +1,16 @@
-"""How jobs end and start again: failed, cancelled, requeued for a replay; and the parts that
-nothing is working on, for the reconciliation."""
+"""How jobs end and start again: failed, cancelled, requeued for a replay; and the parts and
+staged jobs that nothing is working on, for the reconciliation."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, exists, or_, select, update
 
 from common.errors import JobFinished
 from common.model.jobs import UNFINISHED, Job, JobStatus, PartStatus
+from common.model.options import LoadOptions
 from common.sql.db import Database, utcnow
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
@@ -112,6 +113,31 @@ class JobStates:
         return {
             (r.job_id, r.part_no): (r.updated_at, r.next_offset, r.job_updated_at, r.status)
             for r in rows
+        }
+
+    def unpublished_candidates(self, quiet_since: datetime) -> dict[str, tuple[Any, ...]]:
+        """Unfinished staged jobs of sent uploads whose parts are all staged, not published and
+        untouched since ``quiet_since``, each with a stamp that changes whenever the job does."""
+        open_part = exists().where(
+            parts_t.c.job_id == jobs_t.c.job_id, parts_t.c.status != PartStatus.DONE.value
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    jobs_t.c.job_id, jobs_t.c.options, jobs_t.c.updated_at, jobs_t.c.status
+                ).where(
+                    jobs_t.c.status.in_(UNFINISHED),
+                    jobs_t.c.sent_at.is_not(None),
+                    jobs_t.c.updated_at < quiet_since,
+                    jobs_t.c.options.is_not(None),
+                    jobs_t.c.publish_inserted.is_(None),
+                    ~open_part,
+                )
+            ).all()
+        return {
+            r.job_id: (r.updated_at, r.status)
+            for r in rows
+            if LoadOptions.from_json(r.options).staged
         }
 
     def touch(self, job_id: str) -> None:
