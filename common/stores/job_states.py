@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, exists, or_, select, update
+from sqlalchemy import Connection, and_, exists, or_, select, update
 
 from common.errors import JobFinished
 from common.model.jobs import UNFINISHED, Job, JobStatus, PartStatus
@@ -116,10 +116,18 @@ class JobStates:
         }
 
     def unpublished_candidates(self, quiet_since: datetime) -> dict[str, tuple[Any, ...]]:
-        """Unfinished staged jobs of sent uploads whose parts are all staged, not published and
-        untouched since ``quiet_since``, each with a stamp that changes whenever the job does."""
+        """Unfinished staged jobs of sent uploads whose parts, and those of the jobs uploaded
+        with them, are all staged, not published and untouched since ``quiet_since``, each with
+        a stamp that changes whenever the job does."""
+        other = jobs_t.alias("other")
+        group = select(other.c.job_id).where(
+            or_(
+                other.c.job_id == jobs_t.c.job_id,
+                and_(jobs_t.c.group_id.is_not(None), other.c.group_id == jobs_t.c.group_id),
+            )
+        )
         open_part = exists().where(
-            parts_t.c.job_id == jobs_t.c.job_id, parts_t.c.status != PartStatus.DONE.value
+            parts_t.c.job_id.in_(group), parts_t.c.status == PartStatus.PENDING.value
         )
         with self.db.read() as conn:
             rows = conn.execute(

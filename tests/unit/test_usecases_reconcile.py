@@ -230,3 +230,24 @@ def test_a_staged_job_with_a_message_in_flight_or_a_part_to_stage_is_left_alone(
     # Then it sends nothing for either
     assert (repairs.sent, repairs.resent, repairs.published) == ([], [], [])
     assert sorted(embedded.queued_parts()) == sorted([(staging, 0), (staged, 0)])
+
+
+def test_a_staged_job_waiting_for_the_other_file_of_its_upload_is_left_alone(
+    embedded: Embedded,
+) -> None:
+    # Given an atomic upload of two files: departments staged (it waits for the other file to
+    # publish together, with no message of its own), jobs still to stage
+    e = embedded
+    uploads = [e.store_upload("departments", b"1,Sales\n"), e.store_upload("jobs", b"1,Clerk\n")]
+    atomic = Submission(options=LoadOptions(atomic=True))
+    submit(e.jobs, e.sends, e.queue, e.files, uploads, atomic)
+    outcome = deliver(embedded, ingestor(embedded, "worker-a"))
+    assert "still staging" in outcome.note
+    assert embedded.queued_parts() == [(uploads[1].job_id, 0)]
+
+    # When the reconciliation runs
+    repairs = reconciler(embedded).run()
+
+    # Then it sends nothing: the other file's worker publishes both
+    assert (repairs.sent, repairs.resent, repairs.published) == ([], [], [])
+    assert embedded.queued_parts() == [(uploads[1].job_id, 0)]
