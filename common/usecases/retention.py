@@ -47,7 +47,8 @@ class Removed:
 def delete_job(jobs: JobStore, uploads: UploadFiles, job_id: str) -> Job:
     """Remove a finished job, its rejected rows and its file; its loaded rows stay."""
     job = jobs.delete(job_id)
-    uploads.delete(job.blob_name)
+    if job.blob_name:  # a retry of rejected rows has no file of its own
+        uploads.delete(job.blob_name)
     log.info("job deleted", job_id=job_id, table=job.table)
     return job
 
