@@ -11,6 +11,7 @@ from cli import ids
 from cli.client import Client, options_of
 from cli.command import Command
 from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_id, short_time, table
+from cli.waiting import summarize, wait_for
 from common.model.jobs import JobStatus
 
 Limit = Annotated[
@@ -113,6 +114,36 @@ def cancel(ctx: typer.Context, job_id: JobId) -> None:
     )
 
 
+def retry_rejected(
+    ctx: typer.Context,
+    job_id: JobId,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Follow the new job until it ends.")
+    ] = False,
+) -> None:
+    """Load a finished job's rejected rows again, as a new job (write).
+
+    Once the tables have what the rows lacked (the departments they reference, say), the rows
+    valid now are inserted; the rest are rejected again under their original line numbers.
+    """
+    options = options_of(ctx)
+    with Client(options) as client:
+        first = ids.job_id(client, job_id)
+        job = client.json("POST", f"/jobs/{first}/retry-rejected")
+        if not options.json:
+            note(
+                f"job {short_id(job['job_id'])} retries the rejected rows of job "
+                f"{short_id(first)} ({job['status']})"
+            )
+            for warning in job["warnings"]:
+                note(f"warning: {warning}")
+        if wait:
+            final = wait_for(client, [job], quiet=options.json)
+            raise typer.Exit(summarize(final, as_json=options.json))
+    if options.json:
+        print_json(job)
+
+
 def delete(ctx: typer.Context, job_id: JobId) -> None:
     """Delete a finished job, its rejected rows and its uploaded file (admin).
 
@@ -205,4 +236,5 @@ def register(app: typer.Typer) -> None:
     app.command("job", cls=Command)(show_job)
     app.command("rejected", cls=Command)(rejected)
     app.command("cancel", cls=Command)(cancel)
+    app.command("retry-rejected", cls=Command)(retry_rejected)
     app.command("delete", cls=Command)(delete)

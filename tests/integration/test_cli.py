@@ -208,6 +208,25 @@ def test_a_queued_job_is_cancelled_then_deleted_by_its_short_id(url: str, servic
     assert gone.code == 2 and "no job" in gone.stderr
 
 
+def test_rejected_rows_are_retried_by_a_short_id_and_waited_for(url: str, loaded: Run) -> None:
+    # Given the sample upload, whose 70 rejected rows still break the same rules
+    job = hired_job(url)
+
+    # When its rejected rows are retried, named by a short id, and waited for
+    run = ingest(url, "retry-rejected", job["job_id"][:8], "--wait")
+
+    # Then a new job, linked to the first, ends with none of them inserted
+    assert run.code == 0, run
+    assert f"retries the rejected rows of job {job['job_id'][:8]}" in run.stderr
+    [summary] = run.stdout.strip().splitlines()
+    assert summary.startswith("hired_employees: succeeded, 0 inserted, ")
+    retry_id = summary.rsplit("(job ", 1)[1].split(")")[0]
+    retried = ingest(url, "--json", "job", retry_id).json()
+    assert retried["retry_of"] == job["job_id"]
+    assert retried["rows_rejected"] + len(retried["warnings"]) > 0
+    assert ingest(url, "--json", "job", job["job_id"]).json()["retried_by"] == [retried["job_id"]]
+
+
 def test_rejected_rows_download_as_csv(url: str, loaded: Run, tmp_path: Path) -> None:
     job = hired_job(url)
     target = tmp_path / "rejected.csv"

@@ -162,6 +162,41 @@ def test_a_retry_of_an_all_or_nothing_upload_is_all_or_nothing_too(
     assert table_ids(services, "hired_employees") == list(range(1, 41))
 
 
+def test_deleting_a_retry_keeps_the_first_job_and_its_file(
+    client: TestClient, services: Services
+) -> None:
+    # Given a finished retry of a job's rejected rows
+    first = loaded(client, services, "departments", b"1,Sales\n1,Again\n")["job_id"]
+    second = retry(client, first).json()["job_id"]
+    drain(services)
+    files = [info.name for info in services.uploads.all()]
+
+    # When the retry is deleted
+    assert client.delete(f"/jobs/{second}").status_code == 204
+
+    # Then the first job keeps its file and its rejections
+    assert [info.name for info in services.uploads.all()] == files
+    assert stored_rejections(services, first) == [(2, "1,Again")]
+    assert job(client, first)["retried_by"] == []
+
+
+def test_a_retry_whose_first_job_was_deleted_fails_saying_so(
+    client: TestClient, services: Services
+) -> None:
+    # Given a retry still queued when its first job is deleted
+    first = loaded(client, services, "departments", b"1,Sales\n1,Again\n")["job_id"]
+    second = retry(client, first).json()["job_id"]
+    assert client.delete(f"/jobs/{first}").status_code == 204
+
+    # When the workers take the retry
+    drain(services)
+
+    # Then it fails, naming the job it could not read
+    failed = job(client, second)
+    assert failed["status"] == "failed"
+    assert f"job {first}, whose rejected rows" in failed["error"]
+
+
 def test_an_unknown_job_is_a_404_problem(client: TestClient) -> None:
     answer = retry(client, "0f0f0f0f-0000-0000-0000-000000000000")
 
