@@ -162,6 +162,38 @@ def test_a_retry_of_an_all_or_nothing_upload_is_all_or_nothing_too(
     assert table_ids(services, "hired_employees") == list(range(1, 41))
 
 
+def test_what_a_retry_still_rejects_is_retried_by_retrying_the_retry(
+    client: TestClient, services: Services
+) -> None:
+    # Given hires of departments 1, 2 and 3 of which only department 1 exists, retried once
+    # department 2 was loaded
+    loaded(client, services, "departments", b"1,Sales\n")
+    loaded(client, services, "jobs", b"1,Clerk\n")
+    first = loaded(
+        client, services, "hired_employees", b"".join(hire(i, 1 + i % 3) for i in range(1, 31))
+    )
+    loaded(client, services, "departments", b"2,Support\n")
+    second = retry(client, first["job_id"]).json()["job_id"]
+    drain(services)
+
+    # When department 3 is loaded and the retry is retried in turn
+    loaded(client, services, "departments", b"3,Legal\n")
+    third = retry(client, second).json()
+    drain(services)
+
+    # Then every row is in, each retry linked to the one before
+    assert third["retry_of"] == second
+    assert job(client, second)["retried_by"] == [third["job_id"]]
+    assert (
+        job(client, second)["rows_inserted"],
+        job(client, third["job_id"])["rows_inserted"],
+    ) == (
+        10,
+        10,
+    )
+    assert table_ids(services, "hired_employees") == list(range(1, 31))
+
+
 def test_deleting_a_retry_keeps_the_first_job_and_its_file(
     client: TestClient, services: Services
 ) -> None:
