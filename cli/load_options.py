@@ -14,7 +14,6 @@ from common.model.options import WriteMode
 
 # The API's own limits, so that a value it would refuse is refused before a file is sent.
 MAX_LEADING_ROWS = 1000
-_PANEL = "Load options"
 
 MaxBadRecords = Annotated[
     int | None,
@@ -23,7 +22,6 @@ MaxBadRecords = Annotated[
         min=0,
         metavar="N",
         help="Fail the job, writing nothing, if more than N rows are rejected.",
-        rich_help_panel=_PANEL,
         show_default=False,
     ),
 ]
@@ -35,7 +33,6 @@ MaxBadPercent = Annotated[
         max=100,
         metavar="P",
         help="Fail the job, writing nothing, if more than P % of the rows are rejected.",
-        rich_help_panel=_PANEL,
         show_default=False,
     ),
 ]
@@ -44,7 +41,6 @@ Atomic = Annotated[
     typer.Option(
         "--atomic",
         help="All or nothing: the valid rows appear at once when the whole file is checked.",
-        rich_help_panel=_PANEL,
     ),
 ]
 Write = Annotated[
@@ -53,7 +49,6 @@ Write = Annotated[
         "--write",
         help="append: add the rows; replace: the table becomes the file's rows; "
         "empty: load only into an empty table.",
-        rich_help_panel=_PANEL,
     ),
 ]
 DryRun = Annotated[
@@ -61,7 +56,6 @@ DryRun = Annotated[
     typer.Option(
         "--dry-run",
         help="Check every row against the tables and keep the rejections; write nothing.",
-        rich_help_panel=_PANEL,
     ),
 ]
 SkipLeadingRows = Annotated[
@@ -72,7 +66,6 @@ SkipLeadingRows = Annotated[
         max=MAX_LEADING_ROWS,
         metavar="N",
         help="Ignore the first N lines (a header); line numbers still count them.",
-        rich_help_panel=_PANEL,
     ),
 ]
 AllowQuotedNewlines = Annotated[
@@ -80,7 +73,6 @@ AllowQuotedNewlines = Annotated[
     typer.Option(
         "--allow-quoted-newlines",
         help="Quoted fields may span lines; the file is then loaded as one part.",
-        rich_help_panel=_PANEL,
     ),
 ]
 

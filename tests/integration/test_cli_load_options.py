@@ -143,6 +143,12 @@ def test_jobs_show_their_options_and_dry_runs_within_the_terminal(
         assert ("dry run" in lines[row + 1]) == (job is dry), lines
     shown = " ".join(lines)
     assert ("max_bad_percent=2.5" in shown) == (columns >= 80), lines
+    # A folder's dry run ends with one line per file, whole words only.
+    code, lines = on_screen(url, columns, "upload-all", str(SAMPLE_DATA), "--dry-run", "-w")
+    assert code == 0, lines
+    final = " ".join(" ".join(lines).split())
+    for table in ("departments", "jobs", "hired_employees"):
+        assert f"{table}: succeeded (dry run), " in final
     for args in (["upload", "--help"], ["upload-all", "--help"]):
         code, lines = on_screen(url, columns, *args)
         assert code == 0 and "--allow-quoted-newlines" in " ".join(lines), lines
