@@ -347,6 +347,9 @@ def test_every_view_fits_a_phone_and_a_wide_screen(
             expect(page.locator("body")).to_have_attribute("data-loaded", view)
             if view == "dead-letters":
                 expect(page.locator("#dead-letters-table tbody tr")).to_have_count(1)
+            if view == "jobs":  # with the load options unfolded
+                page.click("#load-options summary")
+                expect(page.locator("#load-options [name=write]")).to_be_visible()
             w.screenshot(f"{view}-{width}")
             layout = page.evaluate(LAYOUT, WHOLE_TEXT)
 
