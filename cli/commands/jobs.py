@@ -10,6 +10,7 @@ import typer
 from cli import ids
 from cli.client import Client, options_of
 from cli.command import Command
+from cli.jobview import job_fields, options_text, status_cell
 from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_id, short_time, table
 from cli.waiting import summarize, wait_for
 from common.model.jobs import JobStatus
@@ -24,19 +25,6 @@ JobId = Annotated[
         metavar="JOB_ID", help="The job's id, or its first 6+ characters (from 'ingest jobs')."
     ),
 ]
-
-
-def _status(job: dict[str, Any]) -> str:
-    """The status, with how far a running job has come."""
-    done, total = job.get("bytes_done"), job.get("size_bytes")
-    if (
-        job["status"] == JobStatus.RUNNING
-        and isinstance(done, int)
-        and isinstance(total, int)
-        and total
-    ):
-        return f"running {100 * done // total}%"
-    return str(job["status"])
 
 
 def list_jobs(
@@ -67,20 +55,26 @@ def list_jobs(
     if options.json:
         print_json(page)
         return
+    items = page["items"]
+    # An options column only when a job on the page has some; it gives way to the
+    # essentials at narrow widths.
+    optioned = any(options_text(j) for j in items)
+    columns = ["job", "table", "status", "inserted", "rejected"]
     table(
-        ["job", "table", "status", "inserted", "rejected", "created"],
+        columns + (["options"] if optioned else []) + ["created"],
         (
             [
                 short_id(j["job_id"]),
                 j["table"],
-                _status(j),
+                status_cell(j),
                 j["rows_inserted"],
                 j["rows_rejected"],
+                *([options_text(j) or ""] if optioned else []),
                 short_time(j["created_at"], seconds=False),
             ]
-            for j in page["items"]
+            for j in items
         ),
-        optional=["created"],
+        optional=["created", "options"],
     )
     note(f"{len(page['items'])} of {page['total']} job(s)")
 
@@ -93,7 +87,7 @@ def show_job(ctx: typer.Context, job_id: JobId) -> None:
     if options.json:
         print_json(job)
     else:
-        fields(job, title=f"job {job['job_id']}")
+        fields(job_fields(job), title=f"job {job['job_id']}")
 
 
 def cancel(ctx: typer.Context, job_id: JobId) -> None:

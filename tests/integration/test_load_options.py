@@ -258,6 +258,8 @@ def test_a_dry_run_writes_nothing_and_stores_every_rejection(
     )
 
     assert job["dry_run"] is True and job["status"] == "succeeded"
+    listed = client.get("/jobs", params={"table": "hired_employees"}).json()["items"]
+    assert [(j["dry_run"], j["options"]) for j in listed] == [(True, {"dry_run": True})]
     assert (job["rows_inserted"], job["rows_rejected"]) == (0, 3)
     assert rejected_rules(client, job["job_id"]) == {
         1: ["job_id:unknown_reference"],
