@@ -40,6 +40,7 @@ from common.model.rows import FieldError, Rejection, ValidRows
 from common.model.rules import broken
 from common.sql.odbc_bulk import fast_insert, rows_of
 from common.sql.schema import data_tables
+from common.stores import hire_counts
 
 # Up to this many possible ids per candidate, a range scan is cheaper than a list of ids.
 _DENSE_RANGE = 4
@@ -200,9 +201,10 @@ def load_rows(
         replace = pc.and_not(present, refused_mask)
         if pc.any(replace).as_py():
             dialect = conn.dialect.name
-            replaced = ids_parameter(dialect, ids.filter(replace).to_pylist())
+            replaced = {"ids": ids_parameter(dialect, ids.filter(replace).to_pylist())}
+            hire_counts.remove_where(conn, spec.name, id_in(spec.name, dialect), replaced)
             updated = conn.execute(
-                delete(data_tables[spec.name]).where(id_in(spec.name, dialect)), {"ids": replaced}
+                delete(data_tables[spec.name]).where(id_in(spec.name, dialect)), replaced
             ).rowcount
     else:
         errors[id_col] = present
@@ -215,6 +217,7 @@ def load_rows(
         raise PermanentError(
             f"the database stored {stored} of {to_insert.num_rows} rows; the block was rolled back"
         )
+    hire_counts.add_rows(conn, spec.name, to_insert)
     return Loaded(stored - updated, updated, _refusals(spec, table, errors, refused_mask))
 
 

@@ -53,6 +53,7 @@ from common.sql.loader import ON_CONFLICT_UPDATE
 from common.sql.schema import data_tables, job_rejections, staging_tables
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
+from common.stores import hire_counts
 from common.stores.gates import TableGates
 from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
@@ -292,14 +293,16 @@ def _write(conn: Connection, spec: TableSpec, job: Job) -> tuple[int, int]:
     mine = st.c.job_seq == job.seq
     updated = 0
     if job.options.write is WriteMode.REPLACE:
+        hire_counts.remove_where(conn, spec.name)
         conn.execute(delete(live))
     elif job.on_conflict == ON_CONFLICT_UPDATE:
-        updated = conn.execute(
-            delete(live).where(live.c.id.in_(select(st.c.id).where(mine)))
-        ).rowcount
+        replaced = live.c.id.in_(select(st.c.id).where(mine))
+        hire_counts.remove_where(conn, spec.name, replaced)
+        updated = conn.execute(delete(live).where(replaced)).rowcount
     names = list(spec.column_names)
     stored = conn.execute(
         insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),
         execution_options=COUNTED,
     ).rowcount
+    hire_counts.add_from(conn, spec.name, st, mine)
     return int(stored) - int(updated), int(updated)

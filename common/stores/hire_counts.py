@@ -1,0 +1,192 @@
+"""Hires per quarter, department and job, kept exact by every write of hired_employees.
+
+What the reports read instead of scanning ``hired_employees``. Each transaction that inserts
+or deletes hires appends, in that same transaction, one change row per (year, quarter,
+department, job) it touched with the signed number of hires: inserts only, so parallel writers
+never wait for one another on a hot row nor deadlock. The counts are ``hire_counts`` (the base)
+plus the sum of ``hire_count_changes``; :func:`fold` moves the changes into the base from time
+to time, in one transaction. At every instant, in every snapshot, base plus changes equals a
+recount of the table.
+
+Writers call :func:`add_rows` (rows in hand), :func:`add_from` (an ``INSERT … SELECT`` source)
+after inserting, and :func:`remove_where` before deleting; each does nothing for other tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Insert,
+    Integer,
+    Subquery,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    extract,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
+
+from common.sql.schema import data_tables, hire_count_changes, hire_counts
+
+SOURCE = "hired_employees"
+KEY = ("hire_year", "hire_quarter", "department_id", "job_id")
+Key = tuple[int, int, int, int]
+
+_hired = data_tables[SOURCE]
+
+
+def _keyed(source: FromClause, where: ColumnElement[bool] | None) -> Subquery:
+    """(year, quarter, department, job) of each row of ``source`` (hired_employees' columns)."""
+    month = cast(extract("month", source.c.datetime), Integer)
+    query = select(
+        cast(extract("year", source.c.datetime), Integer).label("hire_year"),
+        ((month + literal_column("2")) // literal_column("3")).label("hire_quarter"),
+        source.c.department_id,
+        source.c.job_id,
+    ).select_from(source)
+    return (query if where is None else query.where(where)).subquery("keyed")
+
+
+def recount(source: FromClause, where: ColumnElement[bool] | None = None, sign: int = 1) -> Any:
+    """``SELECT key…, sign * COUNT(*) FROM source WHERE … GROUP BY key``."""
+    keyed = _keyed(source, where)
+    key = [keyed.c[name] for name in KEY]
+    hires = func.count() if sign == 1 else -func.count()
+    return select(*key, hires.label("hires")).group_by(*key)
+
+
+def counting(source: FromClause, where: ColumnElement[bool] | None, sign: int) -> Insert:
+    """The ``INSERT … SELECT`` that appends the rows of ``source`` where ``where``,
+    counted with ``sign`` (1 or -1)."""
+    return insert(hire_count_changes).from_select([*KEY, "hires"], recount(source, where, sign))
+
+
+def add_from(
+    conn: Connection, table: str, source: FromClause, where: ColumnElement[bool] | None = None
+) -> None:
+    """Count the rows ``source`` (with hired_employees' columns) holds where ``where``: the
+    rows an ``INSERT … SELECT`` just put into ``table``."""
+    if table == SOURCE:
+        conn.execute(counting(source, where, 1))
+
+
+def remove_where(
+    conn: Connection,
+    table: str,
+    where: ColumnElement[bool] | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> None:
+    """Uncount the rows of ``table`` where ``where`` (all without it), before they are deleted
+    in the same transaction; ``params`` binds the parameters of ``where``."""
+    if table == SOURCE:
+        conn.execute(counting(_hired, where, -1), dict(params or {}))
+
+
+def add_rows(conn: Connection, table: str, rows: pa.Table) -> None:
+    """Count ``rows`` (Arrow, with hired_employees' columns), just inserted into ``table``."""
+    if table != SOURCE or rows.num_rows == 0:
+        return
+    at = rows.column("datetime")
+    keyed = pa.table(
+        {
+            "hire_year": pc.year(at),
+            "hire_quarter": pc.quarter(at),
+            "department_id": rows.column("department_id"),
+            "job_id": rows.column("job_id"),
+        }
+    )
+    counted = keyed.group_by(list(KEY)).aggregate([([], "count_all")])
+    keys = zip(*(counted.column(name).to_pylist() for name in KEY), strict=True)
+    add_changes(conn, dict(zip(keys, counted.column("count_all").to_pylist(), strict=True)))
+
+
+def counted(where_year: int | None = None) -> Subquery:
+    """Base and changes as one relation of (key…, hires) rows to be summed by key, for
+    ``where_year`` only when given."""
+    parts = []
+    for table in (hire_counts, hire_count_changes):
+        query = select(*(table.c[name] for name in KEY), table.c.hires)
+        if where_year is not None:
+            query = query.where(table.c.hire_year == where_year)
+        parts.append(query)
+    return union_all(*parts).subquery("counted")
+
+
+def _by_key(rows: Any) -> dict[Key, int]:
+    """``{key: hires}`` of (key…, hires) rows, keys whose hires sum to nothing left out."""
+    found: dict[Key, int] = {}
+    for year, quarter, department, job, hires in rows:
+        if hires:
+            found[(int(year), int(quarter), int(department), int(job))] = int(hires)
+    return found
+
+
+def totals(conn: Connection) -> dict[Key, int]:
+    """Hires by key as the summary holds them (base plus changes)."""
+    both = counted()
+    key = [both.c[name] for name in KEY]
+    return _by_key(conn.execute(select(*key, func.sum(both.c.hires)).group_by(*key)))
+
+
+def recounted(conn: Connection) -> dict[Key, int]:
+    """Hires by key, counted from hired_employees itself."""
+    return _by_key(conn.execute(recount(_hired)))
+
+
+def add_changes(conn: Connection, changes: Mapping[Key, int]) -> None:
+    """Append ``changes`` (signed hires by key) as they are."""
+    rows = [{**dict(zip(KEY, k, strict=True)), "hires": n} for k, n in changes.items() if n]
+    if rows:
+        conn.execute(insert(hire_count_changes), rows)
+
+
+def fold(conn: Connection) -> int:
+    """Move every change this transaction sees into the base; how many keys changed.
+
+    Run it in a snapshot (:meth:`Database.write` with ``snapshot=True``) so that the changes
+    summed are the changes deleted, whatever writers commit meanwhile."""
+    changes = hire_count_changes
+    key = [changes.c[name] for name in KEY]
+    summed = _by_key(conn.execute(select(*key, func.sum(changes.c.hires)).group_by(*key)))
+    years = sorted({k[0] for k in summed})
+    base = _by_key(
+        conn.execute(
+            select(*(hire_counts.c[n] for n in KEY), hire_counts.c.hires).where(
+                hire_counts.c.hire_year.in_(years)
+            )
+        )
+    )
+    inserts, updates, deletes = [], [], []
+    for k, change in sorted(summed.items()):
+        named = {f"k_{n}": v for n, v in zip(KEY, k, strict=True)}
+        now = base.get(k, 0) + change
+        if k not in base:
+            inserts.append({**dict(zip(KEY, k, strict=True)), "hires": now})
+        elif now == 0:
+            deletes.append(named)
+        else:
+            updates.append({**named, "new_hires": now})
+    by_key = and_(*(hire_counts.c[n] == bindparam(f"k_{n}") for n in KEY))
+    if updates:
+        conn.execute(
+            update(hire_counts).where(by_key).values(hires=bindparam("new_hires")), updates
+        )
+    if deletes:
+        conn.execute(delete(hire_counts).where(by_key), deletes)
+    if inserts:
+        conn.execute(insert(hire_counts), inserts)
+    conn.execute(delete(changes))
+    return len(summed)
