@@ -23,8 +23,8 @@ from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.streams import ChunkSource, buffered
 from common.errors import IngestError
 from common.model.catalog import LOAD_ORDER, TABLES, Kind, TableSpec, table_spec
+from common.sql.bulk import bulk_insert
 from common.sql.db import Database
-from common.sql.loader import bulk_insert
 from common.sql.schema import data_tables
 from common.stores import hire_counts
 

@@ -64,6 +64,8 @@ PG_UNIQUE_VIOLATION = "23505"
 # ALTER DATABASE … SET ALLOW_SNAPSHOT_ISOLATION ON). SQLite's WAL readers see a snapshot anyway,
 # and its writers are one at a time.
 SNAPSHOT_ISOLATION = {"postgresql": "REPEATABLE READ", "mssql": "SNAPSHOT"}
+# An INSERT … SELECT's row count is kept only when asked for (psycopg closes the cursor).
+COUNTED = {"preserve_rowcount": True}
 
 
 def utcnow() -> datetime:

@@ -23,11 +23,10 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     FromClause,
+    FunctionElement,
     Insert,
     Integer,
     Subquery,
-    and_,
-    bindparam,
     cast,
     delete,
     extract,
@@ -36,24 +35,60 @@ from sqlalchemy import (
     literal_column,
     select,
     union_all,
-    update,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
 
+from common.sql.bulk import bulk_insert
+from common.sql.db import COUNTED
 from common.sql.schema import data_tables, hire_count_changes, hire_counts
 
 SOURCE = "hired_employees"
 KEY = ("hire_year", "hire_quarter", "department_id", "job_id")
 Key = tuple[int, int, int, int]
+_CHANGES = pa.schema([(name, pa.int64()) for name in (*KEY, "hires")])
 
 _hired = data_tables[SOURCE]
 
 
+class _DatePart(FunctionElement[int]):
+    """The year or month of a timestamp as an integer: ``YEAR(x)``/``MONTH(x)`` on SQL Server
+    (built-ins that stand-ins can provide too), ``CAST(EXTRACT(…) AS INTEGER)`` elsewhere."""
+
+    type = Integer()
+    inherit_cache = True
+    part = ""
+
+
+class _Year(_DatePart):
+    name = part = "year"
+    inherit_cache = True
+
+
+class _Month(_DatePart):
+    name = part = "month"
+    inherit_cache = True
+
+
+@compiles(_DatePart)
+def _extracted(element: _DatePart, compiler: SQLCompiler, **kw: Any) -> str:
+    (at,) = element.clauses
+    return compiler.process(cast(extract(element.part, at), Integer), **kw)
+
+
+@compiles(_DatePart, "mssql")
+def _tsql(element: _DatePart, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{element.part.upper()}({compiler.process(element.clauses, **kw)})"
+
+
 def _keyed(source: FromClause, where: ColumnElement[bool] | None) -> Subquery:
     """(year, quarter, department, job) of each row of ``source`` (hired_employees' columns)."""
-    month = cast(extract("month", source.c.datetime), Integer)
     query = select(
-        cast(extract("year", source.c.datetime), Integer).label("hire_year"),
-        ((month + literal_column("2")) // literal_column("3")).label("hire_quarter"),
+        _Year(source.c.datetime).label("hire_year"),
+        (
+            (_Month(source.c.datetime) + literal_column("2", Integer))
+            // literal_column("3", Integer)
+        ).label("hire_quarter"),
         source.c.department_id,
         source.c.job_id,
     ).select_from(source)
@@ -102,15 +137,31 @@ def add_rows(conn: Connection, table: str, rows: pa.Table) -> None:
     at = rows.column("datetime")
     keyed = pa.table(
         {
-            "hire_year": pc.year(at),
-            "hire_quarter": pc.quarter(at),
+            "hire_year": pc.cast(pc.year(at), pa.int64()),
+            "hire_quarter": pc.cast(pc.quarter(at), pa.int64()),
             "department_id": rows.column("department_id"),
             "job_id": rows.column("job_id"),
         }
     )
     counted = keyed.group_by(list(KEY)).aggregate([([], "count_all")])
-    keys = zip(*(counted.column(name).to_pylist() for name in KEY), strict=True)
-    add_changes(conn, dict(zip(keys, counted.column("count_all").to_pylist(), strict=True)))
+    _append(conn, counted.rename_columns([*KEY, "hires"]))
+
+
+def add_changes(conn: Connection, changes: Mapping[Key, int]) -> None:
+    """Append ``changes`` (signed hires by key) as they are."""
+    kept = {k: n for k, n in changes.items() if n}
+    columns = {name: [k[i] for k in kept] for i, name in enumerate(KEY)}
+    _append(conn, pa.table({**columns, "hires": list(kept.values())}, schema=_CHANGES))
+
+
+def _append(conn: Connection, changes: pa.Table) -> None:
+    if changes.num_rows == 0:
+        return
+    if conn.dialect.name == "mssql":
+        # fast_executemany's own count cannot be checked for rows without a key.
+        conn.execute(insert(hire_count_changes), changes.to_pylist())
+        return
+    bulk_insert(conn, hire_count_changes.name, changes)
 
 
 def counted(where_year: int | None = None) -> Subquery:
@@ -146,47 +197,28 @@ def recounted(conn: Connection) -> dict[Key, int]:
     return _by_key(conn.execute(recount(_hired)))
 
 
-def add_changes(conn: Connection, changes: Mapping[Key, int]) -> None:
-    """Append ``changes`` (signed hires by key) as they are."""
-    rows = [{**dict(zip(KEY, k, strict=True)), "hires": n} for k, n in changes.items() if n]
-    if rows:
-        conn.execute(insert(hire_count_changes), rows)
-
-
 def fold(conn: Connection) -> int:
-    """Move every change this transaction sees into the base; how many keys changed.
+    """Move every change this transaction sees into the base, set-based; how many base rows
+    were written.
 
-    Run it in a snapshot (:meth:`Database.write` with ``snapshot=True``) so that the changes
-    summed are the changes deleted, whatever writers commit meanwhile."""
+    The base rows of the years the changes touch join the changes, and the base of those
+    years is written again from their sums: plain statements every database runs alike (no
+    ``UPDATE … FROM`` or ``MERGE``, which they word differently). Run it in a snapshot
+    (:meth:`Database.write` with ``snapshot=True``) so that the changes summed are the changes
+    deleted, whatever writers commit meanwhile."""
     changes = hire_count_changes
+    touched = hire_counts.c.hire_year.in_(select(changes.c.hire_year).distinct())
+    base = select(*(hire_counts.c[n] for n in KEY), hire_counts.c.hires).where(touched)
+    conn.execute(insert(changes).from_select([*KEY, "hires"], base))
+    conn.execute(delete(hire_counts).where(touched))
     key = [changes.c[name] for name in KEY]
-    summed = _by_key(conn.execute(select(*key, func.sum(changes.c.hires)).group_by(*key)))
-    years = sorted({k[0] for k in summed})
-    base = _by_key(
-        conn.execute(
-            select(*(hire_counts.c[n] for n in KEY), hire_counts.c.hires).where(
-                hire_counts.c.hire_year.in_(years)
-            )
-        )
+    summed = (
+        select(*key, func.sum(changes.c.hires))
+        .group_by(*key)
+        .having(func.sum(changes.c.hires) != literal_column("0", Integer))
     )
-    inserts, updates, deletes = [], [], []
-    for k, change in sorted(summed.items()):
-        named = {f"k_{n}": v for n, v in zip(KEY, k, strict=True)}
-        now = base.get(k, 0) + change
-        if k not in base:
-            inserts.append({**dict(zip(KEY, k, strict=True)), "hires": now})
-        elif now == 0:
-            deletes.append(named)
-        else:
-            updates.append({**named, "new_hires": now})
-    by_key = and_(*(hire_counts.c[n] == bindparam(f"k_{n}") for n in KEY))
-    if updates:
-        conn.execute(
-            update(hire_counts).where(by_key).values(hires=bindparam("new_hires")), updates
-        )
-    if deletes:
-        conn.execute(delete(hire_counts).where(by_key), deletes)
-    if inserts:
-        conn.execute(insert(hire_counts), inserts)
+    written = conn.execute(
+        insert(hire_counts).from_select([*KEY, "hires"], summed), execution_options=COUNTED
+    ).rowcount
     conn.execute(delete(changes))
-    return len(summed)
+    return int(written)

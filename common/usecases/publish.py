@@ -48,7 +48,7 @@ from common.model.jobs import UNFINISHED, Job, JobStatus
 from common.model.options import WriteMode
 from common.model.rows import FieldError
 from common.model.rules import IN_INPUT, encode
-from common.sql.db import Database, utcnow
+from common.sql.db import COUNTED, Database, utcnow
 from common.sql.loader import ON_CONFLICT_UPDATE
 from common.sql.schema import data_tables, job_rejections, staging_tables
 from common.sql.schema import ingest_jobs as jobs_t
@@ -60,9 +60,6 @@ from common.stores.jobs import JobStore
 from common.stores.staging import discard
 
 log = structlog.get_logger("ingest.publish")
-
-# An INSERT ... SELECT's row count is kept only when asked for (psycopg closes the cursor).
-COUNTED = {"preserve_rowcount": True}
 
 
 @dataclass(frozen=True)

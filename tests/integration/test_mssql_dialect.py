@@ -27,8 +27,8 @@ from common.bootstrap import build_services
 from common.errors import PermanentError
 from common.model.catalog import TABLES
 from common.queue import OutgoingMessage
+from common.sql.bulk import existing_ids_query, id_in
 from common.sql.db import SNAPSHOT_ISOLATION
-from common.sql.loader import existing_ids_query, id_in
 from common.sql.migrate import (
     MSSQL_RELEASE_LOCK,
     MSSQL_TAKE_LOCK,
