@@ -22,7 +22,7 @@ from common.bootstrap import Services
 from common.sql.schema import data_tables, hire_count_changes, hire_counts
 from common.stores import hire_counts as summary
 from common.stores.reports import hires_by_quarter
-from common.usecases.summary import check_summary, fold_changes
+from common.usecases.summary import SummaryFold, check_summary, fold_changes
 from tests.support.flow import api_client, drain, job, service_set, upload
 
 Key = tuple[int, int, int, int]
@@ -195,3 +195,23 @@ def test_a_summary_that_drifted_is_reported_then_repaired(
     assert (repaired["differing"], repaired["repaired"]) == (2, True)
     assert (after["matches"], after["hires"]) == (True, 100)
     assert_exact(services)
+
+
+def test_one_worker_at_a_time_folds_the_changes(loaded: tuple[Services, TestClient]) -> None:
+    services, client = loaded
+    # Given changes waiting to be folded, and two workers' fold chores,
+    load(services, client, hires_csv(range(1, 51), 6))
+    first = SummaryFold(services.db, "worker-1", every_seconds=60)
+    second = SummaryFold(services.db, "worker-2", every_seconds=60)
+
+    # when both run, then again after more writes,
+    folded = first.run()
+    skipped = second.run()
+    load(services, client, hires_csv(range(51, 101), 7))
+    again = first.run()
+
+    # then only the lease's holder folds, each time, and the counts stay exact.
+    assert folded > 0 and skipped == 0 and again > 0
+    with services.db.read() as conn:
+        assert conn.execute(select(hire_count_changes)).first() is None
+    assert sum(assert_exact(services).values()) == 100
