@@ -232,9 +232,10 @@ class Database:
     def refresh_after_bulk_load(self, table: str) -> None:
         """Bring the planner's view of ``table`` up to date after a large load or a restore.
 
-        On PostgreSQL, ``VACUUM (ANALYZE)`` marks the new pages all-visible, so the reports'
-        index-only scans stop visiting the heap for every row (autovacuum would, but a minute
-        or more later), clears the rows a restore replaced, and refreshes the statistics.
+        On PostgreSQL, ``VACUUM (ANALYZE)`` marks the new pages all-visible, so the loader's
+        id lookups scan the primary key alone instead of visiting the heap for every row
+        (autovacuum would, but a minute or more later), clears the rows a restore replaced,
+        and refreshes the statistics.
         Elsewhere the engines' automatic statistics suffice. A failure is only logged: the
         data is in, and the database catches up on its own.
         """
