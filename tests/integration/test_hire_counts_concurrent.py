@@ -12,11 +12,14 @@ import random
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import event, text
 
 from common.bootstrap import Services
 from common.errors import TableBusy, TransientError
+from common.stores import hire_counts
 from common.usecases.insert_batch import insert_batch
 from common.usecases.restore import restore_tables
 from common.usecases.summary import check_summary, fold_changes
@@ -152,6 +155,45 @@ def test_random_write_paths_in_parallel_leave_the_summary_exact(
         assert _deadlocks(services) == deadlocks
         # and the summary equals the test's own recount, before and after a last fold.
         assert services.queue.active_count() == 0
+        assert_exact(services)
+        fold_changes(services.db)
+        assert_exact(services)
+
+
+def test_a_write_committed_while_the_fold_runs_stays_counted(
+    tmp_path: Path, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's writers wait for the fold, which holds the write lock")
+    with (
+        service_set(tmp_path, database_url) as services,
+        api_client(services) as client,
+    ):
+        # Given hires whose counts are still change rows,
+        for table, name in (("departments", "department"), ("jobs", "job")):
+            rows = [{"id": 1, name: f"{name} 1"}]
+            assert client.post(f"/tables/{table}/rows", json={"rows": rows}).status_code == 200
+        first = [hire(i, "2021-05-05T00:00:00Z", 1, 1) for i in range(1, 11)]
+        insert_batch(services.db, services.retry, "hired_employees", first, "reject")
+        later = [hire(i, "2021-05-05T00:00:00Z", 1, 1) for i in range(11, 16)]
+        committed: list[int] = []
+
+        def between_statements(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            # Another writer commits once the fold has summed the changes into the base and
+            # before it deletes them.
+            if statement.startswith("INSERT INTO hire_counts ") and not committed:
+                insert_batch(services.db, services.retry, "hired_employees", later, "reject")
+                committed.append(len(later))
+
+        # when a batch commits between the fold's sum and its delete of the changes,
+        with services.db.write(snapshot=True) as conn:
+            event.listen(conn, "after_cursor_execute", between_statements)
+            folded = hire_counts.fold(conn)
+            event.remove(conn, "after_cursor_execute", between_statements)
+
+        # then the fold moved what it saw, and the batch's counts are still there to be folded.
+        assert committed == [5] and folded == 1
+        assert check_summary(services.db).hires == 15
         assert_exact(services)
         fold_changes(services.db)
         assert_exact(services)
