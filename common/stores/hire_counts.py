@@ -26,6 +26,7 @@ from sqlalchemy import (
     FunctionElement,
     Insert,
     Integer,
+    Select,
     Subquery,
     cast,
     delete,
@@ -39,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from common.errors import PermanentError
 from common.sql.bulk import bulk_insert
 from common.sql.db import COUNTED
 from common.sql.schema import data_tables, hire_count_changes, hire_counts
@@ -95,7 +97,9 @@ def _keyed(source: FromClause, where: ColumnElement[bool] | None) -> Subquery:
     return (query if where is None else query.where(where)).subquery("keyed")
 
 
-def recount(source: FromClause, where: ColumnElement[bool] | None = None, sign: int = 1) -> Any:
+def recount(
+    source: FromClause, where: ColumnElement[bool] | None = None, sign: int = 1
+) -> Select[Any]:
     """``SELECT key…, sign * COUNT(*) FROM source WHERE … GROUP BY key``."""
     keyed = _keyed(source, where)
     key = [keyed.c[name] for name in KEY]
@@ -162,7 +166,12 @@ def _append(conn: Connection, changes: pa.Table) -> None:
         # fast_executemany's own count cannot be checked for rows without a key.
         conn.execute(insert(hire_count_changes), changes.to_pylist())
         return
-    bulk_insert(conn, hire_count_changes.name, changes)
+    stored = bulk_insert(conn, hire_count_changes.name, changes)
+    if stored != changes.num_rows:
+        # A count left out would make the summary wrong for good: roll the write back instead.
+        raise PermanentError(
+            f"the database stored {stored} of {changes.num_rows} hire counts; rolled back"
+        )
 
 
 def counted(where_year: int | None = None) -> Subquery:
