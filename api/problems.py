@@ -18,6 +18,7 @@ from common.errors import (
     JobFinished,
     JobNotFinished,
     MessageNotFound,
+    NothingToRetry,
     PermanentError,
     TableBusy,
     TransientError,
@@ -113,6 +114,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response(request, 409, "Job already over", str(exc))
         if isinstance(exc, JobNotFinished):
             return problem_response(request, 409, "Job not finished", str(exc))
+        if isinstance(exc, NothingToRetry):
+            return problem_response(request, 409, "Nothing to retry", str(exc))
         if isinstance(exc, TableBusy):
             return problem_response(
                 request,

@@ -36,8 +36,13 @@ class JobOut(BaseModel):
     status: JobStatus
     original_name: str | None
     content_sha256: str
-    size_bytes: int
-    bytes_done: int
+    size_bytes: int = Field(
+        description="The file's size; for a retry of rejected rows (retry_of), the number of "
+        "lines of the first job it goes through."
+    )
+    bytes_done: int = Field(
+        description="How much of size_bytes was gone through (bytes, or lines for a retry)."
+    )
     parts: int
     parts_done: int
     rows_read: int
@@ -68,6 +73,10 @@ class JobOut(BaseModel):
     retry_of: str | None = Field(
         default=None, description="The job whose rejected rows this one loads again."
     )
+    retried_by: list[str] = Field(
+        default_factory=list,
+        description="The jobs that load this one's rejected rows again, oldest first.",
+    )
     warnings: list[str] = Field(
         default_factory=list,
         description="What to know about a job that did not fail (an empty file, a header row).",
@@ -79,7 +88,9 @@ class JobOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, job: Job, waiting_for: list[str] | None = None) -> JobOut:
+    def of(
+        cls, job: Job, waiting_for: list[str] | None = None, retried_by: list[str] | None = None
+    ) -> JobOut:
         return cls(
             job_id=job.job_id,
             table=job.table,
@@ -105,6 +116,7 @@ class JobOut(BaseModel):
             dry_run=job.options.dry_run,
             rows_staged=job.rows_staged,
             retry_of=job.retry_of,
+            retried_by=retried_by or [],
             warnings=list(job.warnings),
             waiting_for=waiting_for or [],
         )

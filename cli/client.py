@@ -14,7 +14,7 @@ from cli.output import EXIT_UNAVAILABLE, EXIT_USAGE, fail
 
 PROBLEM_JSON = "application/problem+json"
 TIMEOUT_SECONDS = 30.0
-Params = Mapping[str, str | int | bool | None]
+Params = Mapping[str, str | int | float | bool | None]
 
 
 @dataclass(frozen=True)
@@ -152,11 +152,11 @@ class Client:
             self.transport_failed(exc)
 
 
-def _clean(params: Params | None) -> dict[str, str | int] | None:
+def _clean(params: Params | None) -> dict[str, str | int | float] | None:
     """Query parameters without the unset ones; booleans as ``true``/``false``."""
     if params is None:
         return None
-    out: dict[str, str | int] = {}
+    out: dict[str, str | int | float] = {}
     for key, value in params.items():
         if value is None:
             continue

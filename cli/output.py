@@ -120,11 +120,11 @@ def _whole(name: str) -> bool:
 
 def _widths(columns: Sequence[str], rows: list[list[str]]) -> list[tuple[int, int]]:
     """Each column's narrowest and widest width: a whole column is as wide as its widest
-    value; another may wrap at spaces, so it needs its longest word."""
+    line; another may wrap at spaces, so it needs its longest word."""
     ranges = []
     for i, name in enumerate(columns):
         values = [name, *(row[i] for row in rows)]
-        widest = max(cell_len(v) for v in values)
+        widest = max(cell_len(line) for v in values for line in v.splitlines() or [""])
         words = [w for v in values for w in v.split()] or [""]
         ranges.append((widest if _whole(name) else max(cell_len(w) for w in words), widest))
     return ranges

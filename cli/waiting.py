@@ -10,6 +10,7 @@ from rich.progress import TaskID
 
 from cli.bars import jobs_bar
 from cli.client import Client
+from cli.jobview import status_line
 from cli.output import EXIT_FAILED, note, print_json, say, short_id
 from common.model.jobs import JobStatus
 
@@ -52,11 +53,16 @@ def _seconds(job: Job) -> float | None:
 
 
 def outcome(job: Job) -> str:
-    """One line: ``table: status, N inserted, N rejected in S s (job ID)[: error]``."""
+    """One line: ``table: status, N inserted, N rejected in S s (job ID)[: error]``; a dry run
+    counts the rows that would load instead (``N valid, N rejected, nothing written``)."""
     took = _seconds(job)
+    if job.get("dry_run"):
+        valid = job["rows_read"] - job["rows_rejected"]
+        counts = f"{valid} valid, {job['rows_rejected']} rejected, nothing written"
+    else:
+        counts = f"{job['rows_inserted']} inserted, {job['rows_rejected']} rejected"
     line = (
-        f"{job['table']}: {job['status']}, {job['rows_inserted']} inserted, "
-        f"{job['rows_rejected']} rejected"
+        f"{job['table']}: {status_line(job)}, {counts}"
         + (f" in {took:.1f} s" if took is not None else "")
         + f" (job {short_id(job['job_id'])})"
     )

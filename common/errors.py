@@ -13,7 +13,8 @@ worker settles by asking the error, not by the order of ``isinstance`` checks::
     ├── Interrupted                  resume: hand back at once (the worker is stopping)
     ├── LeaseLost, JobCancelled      complete: another worker has the part, or nobody should
     ├── LockLost                     the message cannot be settled any more (its lock is gone)
-    └── for the API: MessageNotFound, DeadLetterTaken, JobFinished, JobNotFinished, TableBusy
+    └── for the API: MessageNotFound, DeadLetterTaken, JobFinished, JobNotFinished, TableBusy,
+        NothingToRetry
 
 A bug (any other exception) is retried like a transient error, and logged as unexpected.
 """
@@ -152,6 +153,12 @@ class JobNotFinished(IngestError):
     """The job may still write; it cannot be deleted yet."""
 
     reason = "JobNotFinished"
+
+
+class NothingToRetry(IngestError):
+    """The job has no rejected row whose line was kept as it was: there is nothing to retry."""
+
+    reason = "NothingToRetry"
 
 
 class TableBusy(IngestError):

@@ -14,12 +14,13 @@ from api.csvout import SafeWriter
 from api.deps import PagingDep, ServicesDep, wants_csv
 from api.problems import PROBLEM_RESPONSE
 from api.schemas import JobOut, Page, RejectedRowOut, RuleError
-from api.security import AdminAccess, ReadAccess
+from api.security import AdminAccess, ReadAccess, WriteAccess
 from common.bootstrap import Services
 from common.model.catalog import table_spec
 from common.model.jobs import Job, JobStatus
 from common.stores.rejections import StoredRejection
 from common.usecases.retention import delete_job as remove_job
+from common.usecases.retry_rejected import retry_rejected
 
 router = APIRouter(tags=["jobs"], dependencies=[ReadAccess])
 _CSV_PAGE = 5000
@@ -45,21 +46,24 @@ def list_jobs(
     items, total = services.jobs.page(
         paging.limit, paging.offset, status.value if status else None, table, id_prefix
     )
+    retries = services.jobs.retries_of([j.job_id for j in items])
     return Page(
-        items=[_out(services, j) for j in items],
+        items=[_out(services, j, retries.get(j.job_id)) for j in items],
         total=total,
         limit=paging.limit,
         offset=paging.offset,
     )
 
 
-def _out(services: Services, job: Job) -> JobOut:
-    return JobOut.of(job, services.jobs.waiting_for(job, table_spec(job.table).parents))
+def _out(services: Services, job: Job, retried_by: list[str] | None = None) -> JobOut:
+    waiting_for = services.jobs.waiting_for(job, table_spec(job.table).parents)
+    return JobOut.of(job, waiting_for, retried_by)
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut, responses={404: PROBLEM_RESPONSE})
 def get_job(job_id: str, services: ServicesDep) -> JobOut:
-    return _out(services, services.jobs.get(job_id))
+    job = services.jobs.get(job_id)
+    return _out(services, job, services.jobs.retries_of([job_id]).get(job_id))
 
 
 @router.post(
@@ -71,6 +75,26 @@ def get_job(job_id: str, services: ServicesDep) -> JobOut:
 )
 def cancel_job(job_id: str, services: ServicesDep) -> JobOut:
     return _out(services, services.states.cancel(job_id, "cancelled by an operator"))
+
+
+@router.post(
+    "/jobs/{job_id}/retry-rejected",
+    status_code=202,
+    response_model=JobOut,
+    responses={404: PROBLEM_RESPONSE, 409: PROBLEM_RESPONSE},
+    dependencies=[WriteAccess],
+    summary="Load a finished job's rejected rows again, as a new job, against today's tables",
+    description="The new job (`retry_of` names this one) goes through the queue like an "
+    "upload: rows valid now are inserted with this job's on_conflict (and atomic or dry run "
+    "if it had them); the rest are rejected again under their original line numbers. "
+    "Rejected lines that were not kept as they were (not UTF-8, too long) are skipped and "
+    "counted in the new job's warnings. `409` for a job that has not finished or has no "
+    "rejected row to retry.",
+)
+def retry_rejected_rows(job_id: str, services: ServicesDep, response: Response) -> JobOut:
+    job = retry_rejected(services.jobs, services.sends, services.queue, services.rejections, job_id)
+    response.headers["Location"] = f"/jobs/{job.job_id}"
+    return _out(services, job)
 
 
 @router.delete(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
 
 from api.deps import ServicesDep
-from api.problems import PROBLEM_RESPONSE
+from api.problems import PROBLEM_RESPONSE, Problem
 from api.routes.uploads import OnConflict
 from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
 from api.security import WriteAccess
+from common.model.rows import Rejection
 from common.usecases.insert_batch import insert_batch
 
 router = APIRouter(tags=["tables"], dependencies=[WriteAccess])
@@ -31,19 +34,40 @@ def insert_rows(
     batch: BatchIn,
     services: ServicesDep,
     on_conflict: OnConflict = "reject",
+    atomic: Annotated[
+        bool,
+        Query(
+            description="All or nothing: if any row is rejected, none is inserted and the "
+            "answer is a 422 problem document listing every rejection under `rejected`."
+        ),
+    ] = False,
 ) -> BatchOut:
-    result = insert_batch(services.db, services.request_retry, table, batch.rows, on_conflict)
+    result = insert_batch(
+        services.db, services.request_retry, table, batch.rows, on_conflict, atomic
+    )
     written = result.written
+    rejected = [_rejected_out(batch.rows, r) for r in written.rejected]
+    if result.refused:
+        raise Problem(
+            422,
+            "Batch refused",
+            f"{len(rejected)} of the {len(batch.rows)} rows were rejected; with atomic=true "
+            "no row was inserted. Correct the rows listed under 'rejected' and send the batch "
+            "again",
+            batch_id=result.batch_id,
+            rejected=[r.model_dump() for r in rejected],
+        )
     return BatchOut(
         batch_id=result.batch_id,
         inserted=written.inserted,
         updated=written.updated,
-        rejected=[
-            BatchRejectedOut(
-                index=r.line,
-                row=batch.rows[r.line],
-                errors=[RuleError(**e.as_dict()) for e in r.errors],
-            )
-            for r in written.rejected
-        ],
+        rejected=rejected,
+    )
+
+
+def _rejected_out(rows: list[dict[str, Any]], rejection: Rejection) -> BatchRejectedOut:
+    return BatchRejectedOut(
+        index=rejection.line,
+        row=rows[rejection.line],
+        errors=[RuleError(**e.as_dict()) for e in rejection.errors],
     )

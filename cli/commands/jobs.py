@@ -10,7 +10,9 @@ import typer
 from cli import ids
 from cli.client import Client, options_of
 from cli.command import Command
+from cli.jobview import job_fields, options_text, status_cell
 from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_id, short_time, table
+from cli.waiting import summarize, wait_for
 from common.model.jobs import JobStatus
 
 Limit = Annotated[
@@ -23,19 +25,6 @@ JobId = Annotated[
         metavar="JOB_ID", help="The job's id, or its first 6+ characters (from 'ingest jobs')."
     ),
 ]
-
-
-def _status(job: dict[str, Any]) -> str:
-    """The status, with how far a running job has come."""
-    done, total = job.get("bytes_done"), job.get("size_bytes")
-    if (
-        job["status"] == JobStatus.RUNNING
-        and isinstance(done, int)
-        and isinstance(total, int)
-        and total
-    ):
-        return f"running {100 * done // total}%"
-    return str(job["status"])
 
 
 def list_jobs(
@@ -66,20 +55,26 @@ def list_jobs(
     if options.json:
         print_json(page)
         return
+    items = page["items"]
+    # An options column only when a job on the page has some; it gives way to the
+    # essentials at narrow widths.
+    optioned = any(options_text(j) for j in items)
+    columns = ["job", "table", "status", "inserted", "rejected"]
     table(
-        ["job", "table", "status", "inserted", "rejected", "created"],
+        columns + (["options"] if optioned else []) + ["created"],
         (
             [
                 short_id(j["job_id"]),
                 j["table"],
-                _status(j),
+                status_cell(j),
                 j["rows_inserted"],
                 j["rows_rejected"],
+                *([options_text(j) or ""] if optioned else []),
                 short_time(j["created_at"], seconds=False),
             ]
-            for j in page["items"]
+            for j in items
         ),
-        optional=["created"],
+        optional=["created", "options"],
     )
     note(f"{len(page['items'])} of {page['total']} job(s)")
 
@@ -92,7 +87,7 @@ def show_job(ctx: typer.Context, job_id: JobId) -> None:
     if options.json:
         print_json(job)
     else:
-        fields(job, title=f"job {job['job_id']}")
+        fields(job_fields(job), title=f"job {job['job_id']}")
 
 
 def cancel(ctx: typer.Context, job_id: JobId) -> None:
@@ -111,6 +106,36 @@ def cancel(ctx: typer.Context, job_id: JobId) -> None:
         f"job {short_id(job['job_id'])} cancelled: {job['rows_inserted']} row(s) inserted and "
         f"{job['rows_rejected']} rejected before it stopped"
     )
+
+
+def retry_rejected(
+    ctx: typer.Context,
+    job_id: JobId,
+    wait: Annotated[
+        bool, typer.Option("--wait", "-w", help="Follow the new job until it ends.")
+    ] = False,
+) -> None:
+    """Load a finished job's rejected rows again, as a new job (write).
+
+    Once the tables have what the rows lacked (the departments they reference, say), the rows
+    valid now are inserted; the rest are rejected again under their original line numbers.
+    """
+    options = options_of(ctx)
+    with Client(options) as client:
+        first = ids.job_id(client, job_id)
+        job = client.json("POST", f"/jobs/{first}/retry-rejected")
+        if not options.json:
+            note(
+                f"job {short_id(job['job_id'])} retries the rejected rows of job "
+                f"{short_id(first)} ({job['status']})"
+            )
+            for warning in job["warnings"]:
+                note(f"warning: {warning}")
+        if wait:
+            final = wait_for(client, [job], quiet=options.json)
+            raise typer.Exit(summarize(final, as_json=options.json))
+    if options.json:
+        print_json(job)
 
 
 def delete(ctx: typer.Context, job_id: JobId) -> None:
@@ -205,4 +230,5 @@ def register(app: typer.Typer) -> None:
     app.command("job", cls=Command)(show_job)
     app.command("rejected", cls=Command)(rejected)
     app.command("cancel", cls=Command)(cancel)
+    app.command("retry-rejected", cls=Command)(retry_rejected)
     app.command("delete", cls=Command)(delete)

@@ -13,8 +13,20 @@ import typer
 from cli.bars import upload_bar
 from cli.client import Client, options_of
 from cli.command import Command
+from cli.jobview import job_fields
+from cli.load_options import (
+    AllowQuotedNewlines,
+    Atomic,
+    DryRun,
+    LoadFlags,
+    MaxBadPercent,
+    MaxBadRecords,
+    SkipLeadingRows,
+    Write,
+)
 from cli.output import EXIT_USAGE, fail, fields, note, print_json, short_id
 from cli.waiting import summarize, wait_for
+from common.model.options import WriteMode
 
 CHUNK_BYTES = 1024 * 1024
 TABLES = ("departments", "jobs", "hired_employees")  # the order the service loads them in
@@ -64,7 +76,7 @@ def _announce(jobs: list[dict[str, Any]], created: bool, as_json: bool, waiting:
         note("identical content was uploaded before: showing the existing job(s)")
     for job in jobs:
         if not waiting:
-            fields(job, title=f"job {job['job_id']}")
+            fields(job_fields(job), title=f"job {job['job_id']}")
         else:
             note(f"{job['table']}: job {short_id(job['job_id'])} ({job['status']})")
 
@@ -100,12 +112,30 @@ def upload(
         OnConflict,
         typer.Option("--on-conflict", help="A row whose id exists: reject it, or update the row."),
     ] = OnConflict.reject,
+    max_bad_records: MaxBadRecords = None,
+    max_bad_percent: MaxBadPercent = None,
+    atomic: Atomic = False,
+    write: Write = WriteMode.APPEND,
+    dry_run: DryRun = False,
+    skip_leading_rows: SkipLeadingRows = 0,
+    allow_quoted_newlines: AllowQuotedNewlines = False,
 ) -> None:
     """Upload one CSV file into one table.
 
     FILE is streamed as the request body into the table given by --table.
     """
     options = options_of(ctx)
+    flags = LoadFlags(
+        max_bad_records,
+        max_bad_percent,
+        atomic,
+        write,
+        dry_run,
+        skip_leading_rows,
+        allow_quoted_newlines,
+    )
+    if on_conflict is OnConflict.update:
+        flags.refuse_with_update()
     total = _file_size(file)
     with Client(options) as client:
         with upload_bar(quiet=options.json) as progress:
@@ -117,6 +147,7 @@ def upload(
                     "filename": file.name,
                     "force": force or None,
                     "on_conflict": on_conflict.value,
+                    **flags.params(),
                 },
                 headers={"Content-Type": "text/csv", "Content-Length": str(total)},
                 content=_chunks(file, lambda n: progress.advance(bar, n)),
@@ -147,12 +178,29 @@ def upload_all(
         bool,
         typer.Option("--force", help="Load files even if identical content was loaded before."),
     ] = False,
+    max_bad_records: MaxBadRecords = None,
+    max_bad_percent: MaxBadPercent = None,
+    atomic: Atomic = False,
+    write: Write = WriteMode.APPEND,
+    dry_run: DryRun = False,
+    skip_leading_rows: SkipLeadingRows = 0,
+    allow_quoted_newlines: AllowQuotedNewlines = False,
 ) -> None:
     """Upload a folder's table files in one request.
 
     The files of DIRECTORY named after the tables go in one request; parents load first.
+    With --atomic (or any option that implies it) they are published together or not at all.
     """
     options = options_of(ctx)
+    flags = LoadFlags(
+        max_bad_records,
+        max_bad_percent,
+        atomic,
+        write,
+        dry_run,
+        skip_leading_rows,
+        allow_quoted_newlines,
+    )
     found = [(t, directory / f"{t}.csv") for t in TABLES if (directory / f"{t}.csv").is_file()]
     if not found:
         fail(
@@ -174,7 +222,7 @@ def upload_all(
                 response = client.request(
                     "POST",
                     "/uploads",
-                    params={"force": force or None},
+                    params={"force": force or None, **flags.params()},
                     files=files,
                     timeout=UPLOAD_TIMEOUT_SECONDS,
                 )

@@ -8,11 +8,9 @@ import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 from common.errors import PermanentError
 from common.model.catalog import TABLES
@@ -20,7 +18,13 @@ from common.settings import load_settings
 from common.sql.db import Database
 from common.stores.gates import TableGates
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest revision (a test holds it to Alembic's head). A database already there is not
+# upgraded at all: every process checks at start, and Alembic takes about a second to import.
+HEAD = "0010"
 # Any constant works; it only has to be the same in every process of the service.
 _PG_LOCK_KEY = 7_406_118_512
 # SQL Server: an application lock held by the session; sp_getapplock's return status says
@@ -47,6 +51,8 @@ def check_applock_status(status: int | None) -> None:
 
 
 def _config(conn: Connection) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
@@ -55,6 +61,9 @@ def _config(conn: Connection) -> Config:
 
 def offline_sql(url: str) -> str:
     """The DDL the migrations would run on the database at ``url``, without connecting."""
+    from alembic import command
+    from alembic.config import Config
+
     buffer = io.StringIO()
     cfg = Config(output_buffer=buffer)
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -65,7 +74,14 @@ def offline_sql(url: str) -> str:
 
 def current_revision(db: Database) -> str | None:
     with db.engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _revision(conn)
+
+
+def _revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return str(found) if found is not None else None
 
 
 @contextmanager
@@ -88,6 +104,11 @@ def _file_lock(db: Database) -> Iterator[None]:
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (the newest by default); concurrent callers wait for
     each other on a database lock."""
+    if revision == "head" and current_revision(db) == HEAD:
+        TableGates(db).ensure(TABLES)
+        return
+    from alembic import command
+
     with _file_lock(db), db.engine.connect() as conn:
         if db.dialect == "postgresql":
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})

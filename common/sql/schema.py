@@ -141,6 +141,8 @@ ingest_jobs = Table(
     Column("publish_rejected", BigInteger),
     Index("ix_ingest_jobs_table_sha", "table_name", "content_sha256"),
     Index("ix_ingest_jobs_status_table", "status", "table_name"),
+    Index("ix_ingest_jobs_group_id", "group_id"),
+    Index("ix_ingest_jobs_retry_of", "retry_of"),
     Index(
         "ux_ingest_jobs_dedup_key",
         "dedup_key",

@@ -1,15 +1,16 @@
-"""How jobs end and start again: failed, cancelled, requeued for a replay; and the parts that
-nothing is working on, for the reconciliation."""
+"""How jobs end and start again: failed, cancelled, requeued for a replay; and the parts and
+staged jobs that nothing is working on, for the reconciliation."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, and_, exists, or_, select, update
 
 from common.errors import JobFinished
 from common.model.jobs import UNFINISHED, Job, JobStatus, PartStatus
+from common.model.options import LoadOptions
 from common.sql.db import Database, utcnow
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
@@ -112,6 +113,39 @@ class JobStates:
         return {
             (r.job_id, r.part_no): (r.updated_at, r.next_offset, r.job_updated_at, r.status)
             for r in rows
+        }
+
+    def unpublished_candidates(self, quiet_since: datetime) -> dict[str, tuple[Any, ...]]:
+        """Unfinished staged jobs of sent uploads whose parts, and those of the jobs uploaded
+        with them, are all staged, not published and untouched since ``quiet_since``, each with
+        a stamp that changes whenever the job does."""
+        other = jobs_t.alias("other")
+        group = select(other.c.job_id).where(
+            or_(
+                other.c.job_id == jobs_t.c.job_id,
+                and_(jobs_t.c.group_id.is_not(None), other.c.group_id == jobs_t.c.group_id),
+            )
+        )
+        open_part = exists().where(
+            parts_t.c.job_id.in_(group), parts_t.c.status == PartStatus.PENDING.value
+        )
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(
+                    jobs_t.c.job_id, jobs_t.c.options, jobs_t.c.updated_at, jobs_t.c.status
+                ).where(
+                    jobs_t.c.status.in_(UNFINISHED),
+                    jobs_t.c.sent_at.is_not(None),
+                    jobs_t.c.updated_at < quiet_since,
+                    jobs_t.c.options.is_not(None),
+                    jobs_t.c.publish_inserted.is_(None),
+                    ~open_part,
+                )
+            ).all()
+        return {
+            r.job_id: (r.updated_at, r.status)
+            for r in rows
+            if LoadOptions.from_json(r.options).staged
         }
 
     def touch(self, job_id: str) -> None:

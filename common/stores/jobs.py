@@ -175,6 +175,27 @@ class JobStore:
             ).all()
         return [part_from_row(r) for r in rows]
 
+    def line_ranges(self, job_id: str) -> list[PartPlan]:
+        """The lines each part of the job went through, from its first line to the line it
+        stopped before (all of it for a part that is done), as ``PartPlan(first, end, first)``."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(parts_t.c.first_line, parts_t.c.next_line)
+                .where(parts_t.c.job_id == job_id)
+                .order_by(parts_t.c.part_no)
+            ).all()
+        return [PartPlan(r.first_line, r.next_line, r.first_line) for r in rows]
+
+    def retries_of(self, job_ids: Sequence[str]) -> dict[str, list[str]]:
+        """The jobs that retry the rejected rows of each of ``job_ids``, oldest first."""
+        query = select(jobs_t.c.retry_of, jobs_t.c.job_id).order_by(jobs_t.c.seq)
+        with self.db.read() as conn:
+            rows = conn.execute(query.where(jobs_t.c.retry_of.in_(job_ids))).all()
+        found: dict[str, list[str]] = {}
+        for row in rows:
+            found.setdefault(row.retry_of, []).append(row.job_id)
+        return found
+
     def pending_parts(self, job_id: str) -> list[int]:
         """The numbers of the job's parts not yet done, the ones a replay must queue."""
         return [p.part_no for p in self.parts(job_id) if p.status is PartStatus.PENDING]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 import structlog
-from sqlalchemy import Connection, Table, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, case, func, insert, not_, or_, select
 
 from common.model.catalog import TableSpec
 from common.model.rows import FieldError, Rejection
@@ -28,11 +28,14 @@ log = structlog.get_logger("ingest.rejections")
 MAX_RAW_CHARS = 8192
 # Rejections logged with each block or batch, as examples; the rest are counted per rule.
 LOGGED_EXAMPLES = 3
+# Rules whose rejection keeps a stand-in for the line rather than the line itself.
+_NOT_KEPT_WHOLE = ("encoding", "line_too_long")
+_NUL = "\\x00"  # how a NUL is kept (see _clip)
 
 
 def _clip(raw: str) -> str:
     # PostgreSQL text cannot hold NUL; show it the way undecodable bytes are shown.
-    raw = raw.replace("\x00", "\\x00")
+    raw = raw.replace("\x00", _NUL)
     if len(raw) <= MAX_RAW_CHARS:
         return raw
     return f"{raw[:MAX_RAW_CHARS]}… ({len(raw)} characters in all)"
@@ -141,6 +144,33 @@ class RejectionStore:
             ).scalar_one()
         return [_told(spec, r) for r in rows], int(total)
 
+    def retry_counts(self, job_seq: int) -> tuple[int, int]:
+        """How many of a job's rejections keep their line as it was (they can be retried), and
+        how many keep a stand-in (not UTF-8, too long, cut, or a NUL shown as ``\\x00``)."""
+        jr = job_rejections.c
+        with self.db.read() as conn:
+            total, whole = conn.execute(
+                select(func.count(), func.sum(case((_kept_whole(), 1), else_=0))).where(
+                    jr.job_seq == job_seq
+                )
+            ).one()
+        return int(whole or 0), int(total) - int(whole or 0)
+
+    def lines_kept_whole(
+        self, job_seq: int, first: int, end: int, limit: int
+    ) -> list[tuple[int, str]]:
+        """Up to ``limit`` of a job's rejections kept whole, on lines ``first`` to ``end - 1``,
+        by line: each line and its text."""
+        jr = job_rejections.c
+        with self.db.read() as conn:
+            rows = conn.execute(
+                select(jr.line, jr.raw)
+                .where(jr.job_seq == job_seq, jr.line >= first, jr.line < end, _kept_whole())
+                .order_by(jr.line)
+                .limit(limit)
+            ).all()
+        return [(int(r.line), str(r.raw)) for r in rows]
+
     def after(self, spec: TableSpec, job_seq: int, line: int, limit: int) -> list[StoredRejection]:
         """Up to ``limit`` of a job's rejections after line ``line``, for reading them all."""
         jr = job_rejections.c
@@ -156,3 +186,19 @@ class RejectionStore:
 
 def _told(spec: TableSpec, row: Any) -> StoredRejection:
     return StoredRejection(row.line, row.raw, decode(spec, row.raw, row.rules, from_json=False))
+
+
+def _kept_whole() -> ColumnElement[bool]:
+    jr = job_rejections.c
+    stand_ins = [
+        or_(
+            jr.rules.startswith(f"row:{rule}", autoescape=True),
+            jr.rules.contains(f";row:{rule}", autoescape=True),
+        )
+        for rule in _NOT_KEPT_WHOLE
+    ]
+    return and_(
+        not_(or_(*stand_ins)),
+        func.length(jr.raw) <= MAX_RAW_CHARS,
+        not_(jr.raw.contains(_NUL, autoescape=True)),
+    )

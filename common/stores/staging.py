@@ -13,9 +13,10 @@ import pyarrow.compute as pc
 from sqlalchemy import Connection, delete, func, select
 
 from common.model.catalog import TableSpec
+from common.model.jobs import UNFINISHED
 from common.model.rows import ValidRows
 from common.sql.bulk import bulk_insert
-from common.sql.schema import staging_tables
+from common.sql.schema import ingest_jobs, staging_tables
 
 
 def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> int:
@@ -51,3 +52,13 @@ def discard(conn: Connection, job_seq: int) -> None:
     """Forget every row the job staged, in whichever table."""
     for st in staging_tables.values():
         conn.execute(delete(st).where(st.c.job_seq == job_seq))
+
+
+def sweep_finished(conn: Connection) -> int:
+    """Forget the staged rows of jobs that are over (or gone): what a publisher that stopped
+    right after its transaction left behind. How many rows."""
+    active = select(ingest_jobs.c.seq).where(ingest_jobs.c.status.in_(UNFINISHED))
+    return sum(
+        int(conn.execute(delete(st).where(st.c.job_seq.not_in(active))).rowcount)
+        for st in staging_tables.values()
+    )

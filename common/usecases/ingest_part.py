@@ -26,10 +26,11 @@ from common.sql.db import Database, utcnow
 from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
 from common.stores.parts import PartLeases
-from common.stores.rejections import log_rejections
+from common.stores.rejections import RejectionStore, log_rejections
 from common.stores.uploads import UploadFiles
 from common.stores.writes import Written, stage_rows, write_rows
 from common.usecases.publish import Publisher
+from common.usecases.retry_rejected import retried_blocks
 
 log = structlog.get_logger("ingest.worker")
 
@@ -89,6 +90,7 @@ class PartIngestor:
         self.parts = parts
         self.states = states
         self.publisher = Publisher(db, jobs, states)
+        self.rejections = RejectionStore(db)
         self.uploads = uploads
         self.retry = retry
         self.settings = settings
@@ -172,6 +174,9 @@ class PartIngestor:
         self, job: Job, spec: TableSpec, offset: int, line: int, end: int
     ) -> Iterator[tuple[Block, int, ValidRows]]:
         """Each block of the part with its first line number, parsed and validated."""
+        if job.retry_of is not None:  # its rows are another job's rejections, not a file
+            yield from retried_blocks(self.jobs, self.rejections, job, spec, offset, end)
+            return
         chunks = self.uploads.read_range(job.blob_name, offset, end, self.settings.read_bytes)
         skip = job.options.skip_leading_rows
         for block in line_blocks(chunks, offset, self.settings.block_bytes):

@@ -10,8 +10,11 @@ Once every part of a staged job (and of every job uploaded with it, for ``POST
 2. judges the bad-row thresholds on the final count (``too_many_bad_records``), and the write
    mode: ``empty`` needs an empty table (``table_not_empty``), ``replace`` may not remove ids
    that rows of other tables reference (``referenced_rows_missing``);
-3. writes: the staged rows go in (``replace`` first empties the table; ``on_conflict=update``
-   first deletes the rows they replace), the staging rows go, the jobs succeed.
+3. writes: the staged rows not rejected go in (``replace`` first empties the table;
+   ``on_conflict=update`` first deletes the rows they replace), the jobs succeed.
+
+The staged rows are dropped after the transaction (the sweep of :mod:`retention` drops what a
+crash in between leaves).
 
 A failure in 2 fails every job of the group and publishes nothing; its rejections are kept. A
 dry run stops after 1. A crash anywhere rolls the transaction back: the next delivery of the
@@ -22,41 +25,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import combinations
 
 import structlog
-from sqlalchemy import (
-    ColumnElement,
-    Connection,
-    Table,
-    and_,
-    case,
-    delete,
-    exists,
-    func,
-    insert,
-    literal,
-    not_,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, exists, func, select, update
 
-from common.errors import TableBusy
+from common.errors import IngestError, TableBusy
 from common.model.catalog import LOAD_ORDER, TableSpec, children_of, table_spec
 from common.model.jobs import UNFINISHED, Job, JobStatus
 from common.model.options import WriteMode
-from common.model.rows import FieldError
-from common.model.rules import IN_INPUT, encode
-from common.sql.db import COUNTED, Database, utcnow
+from common.sql.db import Database, utcnow
 from common.sql.loader import ON_CONFLICT_UPDATE
-from common.sql.schema import data_tables, job_rejections, staging_tables
+from common.sql.schema import data_tables
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
-from common.stores import hire_counts
 from common.stores.gates import TableGates
 from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
+from common.stores.staged_rows import dangling_if_replaced, reject_at_publish, write_staged
 from common.stores.staging import discard
 
 log = structlog.get_logger("ingest.publish")
@@ -76,10 +61,6 @@ class _Refused(Exception):
     def __init__(self, code: str, why: str) -> None:
         super().__init__(f"{code}: {why}")
         self.code = code
-
-
-def _code(column: str, rule: str, detail: str = "") -> str:
-    return encode([FieldError(column, rule, "", detail)])
 
 
 class Publisher:
@@ -127,7 +108,18 @@ class Publisher:
                 self._publish(conn, group)
         except TableBusy as exc:
             return Outcome(str(exc), busy=True)
+        self._discard_staged(group)
         return Outcome("published")
+
+    def _discard_staged(self, group: Sequence[Job]) -> None:
+        """Drop the group's staged rows, now that its jobs are over: after the publishing
+        transaction, which need not wait for it. Rows a crash leaves behind are swept."""
+        try:
+            with self.db.write() as conn:
+                for job in group:
+                    discard(conn, job.seq)
+        except IngestError as exc:
+            log.warning("staged rows left for the sweep", error=str(exc))
 
     def _others_running(
         self, tables: Sequence[str], group: Sequence[Job], conn: Connection | None = None
@@ -154,7 +146,10 @@ class Publisher:
         counts: dict[str, tuple[int, int, int]] = {}
         for job in group:
             spec = table_spec(job.table)
-            rejected = _reject_at_publish(conn, spec, job)
+            taken = (
+                job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE
+            )
+            rejected = reject_at_publish(conn, spec, job.seq, taken)
             try:
                 self._judge(conn, spec, job, rejected)
                 written = (0, 0) if job.options.dry_run else _write(conn, spec, job)
@@ -164,7 +159,6 @@ class Publisher:
             counts[job.job_id] = (*written, rejected)
         now = utcnow()
         for job in group:
-            discard(conn, job.seq)
             inserted, updated, rejected = counts[job.job_id]
             values: dict[str, object] = {
                 "publish_inserted": inserted,
@@ -203,7 +197,7 @@ class Publisher:
                 "table_not_empty",
                 f"{spec.name} holds rows; write=empty loads only into an empty table",
             )
-        if write is WriteMode.REPLACE and (dangling := _dangling_if_replaced(conn, spec, job.seq)):
+        if write is WriteMode.REPLACE and (dangling := dangling_if_replaced(conn, spec, job.seq)):
             raise _Refused(
                 "referenced_rows_missing",
                 f"replacing {spec.name} would leave {dangling}; nothing was changed",
@@ -214,92 +208,8 @@ def _disturbed(tables: Sequence[str]) -> list[str]:
     return sorted({*tables, *(c for t in tables for c in children_of(t))})
 
 
-def _reject_at_publish(conn: Connection, spec: TableSpec, job: Job) -> int:
-    """Store the rejections only the whole file and today's tables show; remove those rows
-    from staging; how many."""
-    st = staging_tables[spec.name]
-    mine = st.c.job_seq == job.seq
-    id_name = spec.columns[0].name
-    earlier = st.alias("earlier")
-    repeated = exists().where(
-        earlier.c.job_seq == job.seq,
-        earlier.c[id_name] == st.c[id_name],
-        earlier.c.line < st.c.line,
-    )
-    input_twice = literal(_code(id_name, "duplicate_id", IN_INPUT))
-    count = _move_to_rejections(conn, st, mine & repeated, input_twice)
-    checks: list[tuple[str, ColumnElement[bool]]] = []
-    if job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE:
-        live = data_tables[spec.name]
-        checks.append((_code(id_name, "duplicate_id"), exists().where(live.c.id == st.c[id_name])))
-    for col in spec.columns:
-        if col.references:
-            parent = data_tables[col.references]
-            missing = ~exists().where(parent.c.id == st.c[col.name])
-            checks.append((_code(col.name, "unknown_reference"), missing))
-    if checks:
-        broken = mine & or_(*(check for _, check in checks))
-        count += _move_to_rejections(conn, st, broken, _codes_of(checks))
-    return count
-
-
-def _codes_of(checks: list[tuple[str, ColumnElement[bool]]]) -> ColumnElement[str]:
-    """The codes of every failed check of a row, as one CASE over every combination (a row
-    may break several rules at once, as in a plain load)."""
-    branches = []
-    for size in range(len(checks), 0, -1):
-        for combo in combinations(range(len(checks)), size):
-            holds = [checks[i][1] if i in combo else not_(checks[i][1]) for i in range(len(checks))]
-            branches.append((and_(*holds), literal(";".join(checks[i][0] for i in combo))))
-    return case(*branches)
-
-
-def _move_to_rejections(
-    conn: Connection, st: Table, where: ColumnElement[bool], rules: ColumnElement[str]
-) -> int:
-    moved = conn.execute(
-        insert(job_rejections).from_select(
-            ["line", "job_seq", "raw", "rules"],
-            select(st.c.line, st.c.job_seq, st.c.raw, rules).where(where),
-        ),
-        execution_options=COUNTED,
-    ).rowcount
-    conn.execute(delete(st).where(where))
-    return int(moved)
-
-
-def _dangling_if_replaced(conn: Connection, spec: TableSpec, job_seq: int) -> str:
-    st = staging_tables[spec.name]
-    found = []
-    for child_name in children_of(spec.name):
-        child = data_tables[child_name]
-        for col in table_spec(child_name).columns:
-            if col.references != spec.name:
-                continue
-            gone = ~exists().where(st.c.job_seq == job_seq, st.c.id == child.c[col.name])
-            count = conn.execute(select(func.count()).select_from(child).where(gone)).scalar_one()
-            if count:
-                found.append(f"{count} {child_name} rows whose {col.name} is not an id in the file")
-    return " and ".join(found)
-
-
 def _write(conn: Connection, spec: TableSpec, job: Job) -> tuple[int, int]:
-    """Put the job's staged rows into the table; (inserted, updated)."""
-    st = staging_tables[spec.name]
-    live = data_tables[spec.name]
-    mine = st.c.job_seq == job.seq
-    updated = 0
-    if job.options.write is WriteMode.REPLACE:
-        hire_counts.remove_where(conn, spec.name)
-        conn.execute(delete(live))
-    elif job.on_conflict == ON_CONFLICT_UPDATE:
-        replaced = live.c.id.in_(select(st.c.id).where(mine))
-        hire_counts.remove_where(conn, spec.name, replaced)
-        updated = conn.execute(delete(live).where(replaced)).rowcount
-    names = list(spec.column_names)
-    stored = conn.execute(
-        insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),
-        execution_options=COUNTED,
-    ).rowcount
-    hire_counts.add_from(conn, spec.name, st, mine)
-    return int(stored) - int(updated), int(updated)
+    replace = job.options.write is WriteMode.REPLACE
+    return write_staged(
+        conn, spec, job.seq, replace=replace, update=job.on_conflict == ON_CONFLICT_UPDATE
+    )

@@ -13,12 +13,18 @@ time (the ``reconcile`` lease), every :attr:`ReconcileTiming.every_seconds`:
    locked ones included) and in the dead-letter queue. Found in the queue: all is well. Found
    only among the dead letters: its job ends failed with the dead letter's reason (an operator
    can resubmit it). Found nowhere: a fresh message is sent for it.
+3. *Unpublished staged jobs*: a staged load (atomic, thresholds, replace, empty, dry run)
+   whose parts are all staged is published by whoever finishes its last part. One that is
+   still unpublished after ``quiet_seconds`` untouched, with no message of it in the queue
+   (its last worker died between staging and publishing, and its message was lost), gets a
+   fresh message for its first part; the worker taking it publishes the job.
 
 The database is read before and after the queue, and a part is acted on only if it did not
 change in between, so a message consumed or sent meanwhile is never taken for a lost one. A
 repair that still races (a message sent by someone else just then) only sends a second
-message for the part, which is ingested once all the same. A stranded part is therefore
-repaired within ``every_seconds + quiet_seconds`` (90 s with the defaults).
+message for the part, which is ingested once all the same (or a second publishing message,
+of which one publishes). A stranded part or unpublished job is therefore repaired within
+``every_seconds + quiet_seconds`` (90 s with the defaults).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ class Repairs:
     sent: list[str] = field(default_factory=list)
     resent: list[tuple[str, int]] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    published: list[str] = field(default_factory=list)  # unpublished jobs sent to publish
 
 
 def _part_of(body: bytes) -> tuple[str, int] | None:
@@ -118,6 +125,7 @@ class Reconciler:
             return repairs
         self._send_unsent(repairs)
         self._repair_stranded(repairs)
+        self._repair_unpublished(repairs)
         return repairs
 
     def _send_unsent(self, repairs: Repairs) -> None:
@@ -165,3 +173,18 @@ class Reconciler:
             self.states.touch(job_id)
             repairs.resent.append(key)
             log.warning("stranded part queued again", job_id=job_id, part=part_no)
+
+    def _repair_unpublished(self, repairs: Repairs) -> None:
+        quiet_since = utcnow() - timedelta(seconds=self.timing.quiet_seconds)
+        before = self.states.unpublished_candidates(quiet_since)
+        if not before:
+            return
+        in_queue = {part[0] for body in self.queue.peek_active() if (part := _part_of(body))}
+        after = self.states.unpublished_candidates(quiet_since)
+        for job_id, stamp in sorted(before.items()):
+            if job_id in in_queue or after.get(job_id) != stamp:
+                continue
+            self.queue.send([JobMessage(job_id, 0).later_send(None, "publish")])
+            self.states.touch(job_id)
+            repairs.published.append(job_id)
+            log.warning("staged job left unpublished queued again to publish", job_id=job_id)

@@ -1,5 +1,5 @@
 """Forget finished jobs and the files nobody needs: on request, after ``JOB_RETENTION_DAYS``,
-and uploads that no job ever came to own.
+uploads that no job ever came to own, and staged rows of jobs that are over.
 
 Deleting a job removes its record, its parts, its rejected rows and its uploaded file; the
 rows it loaded stay in their table. The database goes first: a file left behind by a failure
@@ -19,6 +19,7 @@ from common.model.jobs import Job
 from common.sql.db import Database, utcnow
 from common.stores.jobs import JobStore
 from common.stores.named_leases import try_lease
+from common.stores.staging import sweep_finished
 from common.stores.uploads import UploadFiles
 
 log = structlog.get_logger("ingest.retention")
@@ -42,12 +43,14 @@ class Removed:
 
     jobs: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    staged_rows: int = 0
 
 
 def delete_job(jobs: JobStore, uploads: UploadFiles, job_id: str) -> Job:
     """Remove a finished job, its rejected rows and its file; its loaded rows stay."""
     job = jobs.delete(job_id)
-    uploads.delete(job.blob_name)
+    if job.blob_name:  # a retry of rejected rows has no file of its own
+        uploads.delete(job.blob_name)
     log.info("job deleted", job_id=job_id, table=job.table)
     return job
 
@@ -94,6 +97,8 @@ class Retention:
                 delete_job(self.jobs, self.uploads, job_id)
                 removed.jobs.append(job_id)
         self._sweep(removed)
+        with self.db.write() as conn:
+            removed.staged_rows = sweep_finished(conn)
         return removed
 
     def _sweep(self, removed: Removed) -> None:

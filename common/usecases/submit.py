@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -100,12 +100,21 @@ def send(
 ) -> None:
     """Send the new job's messages and note that they went. If the send fails, the job and its
     blob are removed unless a worker's reconciliation already claimed and sent them."""
+    announce(sends, queue, job, forget=lambda: uploads.delete(upload.blob_name))
+
+
+def announce(
+    sends: JobSends, queue: JobQueue, job: Job, forget: Callable[[], None] = lambda: None
+) -> None:
+    """Send the new job's messages and note that they went. If the send fails, the job is
+    removed (and ``forget`` called to remove what it alone used) unless a worker's
+    reconciliation already claimed and sent them."""
     messages = [JobMessage(job.job_id, i).first_send() for i in range(job.parts)]
     try:
         queue.send(messages)
     except IngestError:
         if sends.delete_unsent(job.job_id):
-            uploads.delete(upload.blob_name)
+            forget()
             raise
         # The send took so long that a worker found the job unsent and sent its messages.
         log.warning("job queued by a worker after the upload's send failed", job_id=job.job_id)

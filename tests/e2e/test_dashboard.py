@@ -347,6 +347,9 @@ def test_every_view_fits_a_phone_and_a_wide_screen(
             expect(page.locator("body")).to_have_attribute("data-loaded", view)
             if view == "dead-letters":
                 expect(page.locator("#dead-letters-table tbody tr")).to_have_count(1)
+            if view == "jobs":  # with the load options unfolded
+                page.click("#load-options summary")
+                expect(page.locator("#load-options [name=write]")).to_be_visible()
             w.screenshot(f"{view}-{width}")
             layout = page.evaluate(LAYOUT, WHOLE_TEXT)
 
@@ -367,3 +370,63 @@ def test_every_view_fits_a_phone_and_a_wide_screen(
         latest = client.get("/reports/hires-by-quarter").json()["year"]
         expect(page.locator("#report-year-shown")).to_have_text(f"({latest})")
         assert w.errors == [] and w.console_errors == [], (w.errors, w.console_errors)
+
+
+def test_load_options_are_sent_with_an_upload_and_dry_runs_are_marked(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    with supervisor(tmp_path, workers=1) as service, service.client() as client:
+        w = watch(browser, service.base_url or "", request.node.name)
+        page = w.page
+        page.goto("/")
+        expect(page.locator("body")).to_have_attribute("data-loaded", "jobs")
+        # Given the load options, folded away until asked for,
+        options = page.locator("#load-options")
+        expect(options.locator("[name=max_bad_records]")).to_be_hidden()
+        options.locator("summary").click()
+        expect(options.locator("[name=max_bad_records]")).to_be_visible()
+        w.screenshot("load-options")
+
+        # when a file is uploaded as a dry run with a threshold and a header row to skip,
+        header_first = tmp_path / "departments.csv"
+        sample = (SAMPLE_DATA / "departments.csv").read_text(encoding="utf-8")
+        header_first.write_text("id,department\n" + sample, encoding="utf-8")
+        page.fill("#load-options [name=max_bad_records]", "5")
+        page.fill("#load-options [name=skip_leading_rows]", "1")
+        page.check("#load-options [name=dry_run]")
+        with page.expect_request(lambda r: r.method == "POST") as sent:
+            upload_through_page(page, "departments", header_first)
+
+        # then they go as the upload's query parameters, and no option left at its default does,
+        query = httpx.URL(sent.value.url).params
+        assert dict(query) == {
+            "filename": "departments.csv",
+            "max_bad_records": "5",
+            "skip_leading_rows": "1",
+            "dry_run": "true",
+        }
+        # the job runs with them, and its row marks it as a dry run and names its options,
+        dry = newest_job(client, "departments")
+        assert dry["options"] == {"dry_run": True, "max_bad_records": 5, "skip_leading_rows": 1}
+        row = job_row(page, dry["job_id"])
+        expect(row).to_have_attribute("data-status", "succeeded", timeout=JOB_SECONDS * 1000)
+        expect(row.locator(".dry-run")).to_have_text("dry run")
+        expect(row.locator(".options")).to_have_text("max_bad_records=5, skip_leading_rows=1")
+
+        # while a plain upload afterwards sends no option and carries no mark.
+        with page.expect_request(lambda r: r.method == "POST") as plain_sent:
+            upload_through_page(page, "jobs", SAMPLE_DATA / "jobs.csv")
+        assert dict(httpx.URL(plain_sent.value.url).params) == {"filename": "jobs.csv"}
+        plain = job_row(page, newest_job(client, "jobs")["job_id"])
+        expect(plain).to_have_attribute("data-status", "succeeded", timeout=JOB_SECONDS * 1000)
+        expect(plain.locator(".dry-run")).to_have_count(0)
+        expect(plain.locator(".options")).to_have_count(0)
+        w.screenshot("dry-run")
+
+        # The job's page says so too.
+        page.goto(f"/#job/{dry['job_id']}")
+        summary = page.locator("#job-summary")
+        expect(summary.locator(".dry-run")).to_have_text("dry run")
+        expect(summary).to_contain_text("max_bad_records=5, skip_leading_rows=1")
+        assert w.errors == [] and w.console_errors == [], (w.errors, w.console_errors)
+        assert w.foreign_requests() == []

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from common.sql.db import Database
-from common.sql.migrate import MIGRATIONS
+from common.sql.migrate import HEAD, MIGRATIONS, upgrade
 from common.sql.schema import metadata
 from tests.support.processes import REPO, service_env
 from tests.support.services import postgres_database
@@ -97,3 +97,32 @@ def test_migrations_run_by_several_processes_at_once_leave_one_schema(
             db.dispose()
         assert versions == [(head,)]
         assert set(metadata.tables) <= tables
+
+
+def test_the_revision_checked_at_start_is_the_newest_migration() -> None:
+    assert ScriptDirectory(str(MIGRATIONS)).get_current_head() == HEAD
+
+
+def test_a_process_starting_on_an_up_to_date_schema_does_not_load_the_migrations(
+    tmp_path: Path,
+) -> None:
+    # Given a database brought to the newest revision
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    db = Database.from_url(url)
+    try:
+        upgrade(db)
+    finally:
+        db.dispose()
+    # When another process starts on it, then it finds the schema ready without Alembic
+    check = (
+        "import sys\n"
+        "from common.sql.db import Database\n"
+        "from common.sql.migrate import current_revision, upgrade\n"
+        f"db = Database.from_url({url!r})\n"
+        "upgrade(db)\n"
+        "print(current_revision(db), 'alembic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [HEAD, "False"]

@@ -92,35 +92,39 @@ def test_a_killed_worker_is_restarted(tmp_path: Path) -> None:
         upload_departments(service)
 
 
-@pytest.mark.parametrize("module", ["api", "worker", "common.supervisor"])
-@pytest.mark.parametrize(
-    ("name", "value", "mentions"),
-    [
-        ("SERVICEBUS_QUEUE_NAME", "x", "SERVICEBUS_QUEUE_NAME"),
-        ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
-    ],
+MODULES = ("api", "worker", "common.supervisor")
+IMPOSSIBLE = (
+    ("SERVICEBUS_QUEUE_NAME", "x", "SERVICEBUS_QUEUE_NAME"),
+    ("DATABASE_URL", "mysql://x", "DATABASE_URL"),
 )
-def test_an_impossible_configuration_is_refused_in_one_line(
-    tmp_path: Path, module: str, name: str, value: str, mentions: str
-) -> None:
-    env = service_env(tmp_path / "data", extra={name: value})
-    done = subprocess.run(
-        [sys.executable, "-m", module],
-        cwd=REPO,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
-    stderr = done.stderr.decode(errors="replace")
-    assert done.returncode != 0
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("configuration error: ")
-    assert mentions in lines[0]
-    assert not (tmp_path / "data").exists(), "nothing is created before the settings are valid"
+
+
+def test_an_impossible_configuration_is_refused_in_one_line(tmp_path: Path) -> None:
+    # Every entry point with each impossible setting, all started at once.
+    cases = [(m, *setting) for m in MODULES for setting in IMPOSSIBLE]
+    started = []
+    for n, (module, name, value, _) in enumerate(cases):
+        env = service_env(tmp_path / f"data{n}", extra={name: value})
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", module],
+                cwd=REPO,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
+    for n, (process, (module, _, _, mentions)) in enumerate(zip(started, cases, strict=True)):
+        _, err = process.communicate(timeout=60)
+        stderr = err.decode(errors="replace")
+        assert process.returncode != 0, module
+        assert "Traceback" not in stderr
+        lines = stderr.strip().splitlines()
+        assert len(lines) == 1, (module, stderr)
+        assert lines[0].startswith("configuration error: ")
+        assert mentions in lines[0]
+        assert not (tmp_path / f"data{n}").exists(), "nothing is created before settings are valid"
 
 
 def test_api_and_worker_started_apart_share_one_data_dir(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -243,3 +244,77 @@ def test_an_unknown_on_conflict_value_is_a_422_problem(client: TestClient) -> No
 
     assert response.status_code == 422
     assert response.headers["content-type"].startswith(PROBLEM_JSON)
+
+
+def test_an_atomic_batch_with_a_rejected_row_inserts_nothing_and_is_a_422_problem(
+    client: TestClient, services: Services
+) -> None:
+    # Given a department already in the table
+    post_rows(client, "departments", [{"id": 1, "department": "Sales"}])
+
+    # When an atomic batch holds new rows, a duplicate and a row without a name
+    batch = [
+        {"id": 2, "department": "HR"},
+        {"id": 1, "department": "Sales again"},
+        {"id": 3, "department": ""},
+        {"id": 4, "department": "Legal"},
+    ]
+    response = post_rows(client, "departments", batch, atomic="true")
+
+    # Then nothing is inserted and the problem lists every rejection as a batch answer does
+    assert response.status_code == 422
+    assert response.headers["content-type"].startswith(PROBLEM_JSON)
+    body = response.json()
+    assert "atomic" in body["detail"]
+    assert [
+        (r["index"], r["row"], [(e["column"], e["rule"]) for e in r["errors"]])
+        for r in body["rejected"]
+    ] == [
+        (1, batch[1], [("id", "duplicate_id")]),
+        (2, batch[2], [("department", "required")]),
+    ]
+    assert table_ids(services, "departments") == [1]
+    # And the rejections are stored under the refused batch
+    assert stored_batch_rejections(services, body["batch_id"]) == [
+        (1, "departments"),
+        (2, "departments"),
+    ]
+
+
+def test_an_atomic_batch_without_rejections_is_inserted_whole(
+    client: TestClient, services: Services
+) -> None:
+    response = post_rows(client, "departments", departments(1, 3), atomic="true")
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["inserted"], response.json()["rejected"]) == (3, [])
+    assert table_ids(services, "departments") == [1, 2, 3]
+
+
+def test_an_atomic_batch_refuses_ids_a_concurrent_batch_inserted(
+    client: TestClient, services: Services
+) -> None:
+    # Given two atomic batches of the same thousand ids, sent at the same time
+    def send(name: str) -> Any:
+        rows = [{"id": i, "department": f"{name} {i}"} for i in range(1, 1001)]
+        return post_rows(client, "departments", rows, atomic="true")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        answers = list(pool.map(send, ["First", "Second"]))
+
+    # Then one is inserted whole and the other refused whole, whatever the interleaving
+    assert sorted(a.status_code for a in answers) == [200, 422]
+    outcome = dict(zip([a.status_code for a in answers], ["First", "Second"], strict=True))
+    won, lost = outcome[200], answers[0 if outcome[422] == "First" else 1].json()
+    assert len(lost["rejected"]) == 1000
+    assert {r["department"].split()[0] for r in table_rows(services, "departments")} == {won}
+    assert table_ids(services, "departments") == list(range(1, 1001))
+
+
+def test_the_openapi_document_describes_the_atomic_parameter(client: TestClient) -> None:
+    operation = client.get("/openapi.json").json()["paths"]["/tables/{table}/rows"]["post"]
+
+    [atomic] = [p for p in operation["parameters"] if p["name"] == "atomic"]
+    assert atomic["in"] == "query"
+    assert atomic["schema"]["type"] == "boolean"
+    assert "none is inserted" in atomic["description"]

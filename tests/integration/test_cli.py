@@ -7,86 +7,23 @@ pseudo-terminal 80 or 60 columns wide, rendered as a terminal shows it.
 
 from __future__ import annotations
 
-import json
-import os
 import random
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conftest import SAMPLE_DATA
+from tests.support.cli import Run, ingest, line_with, on_screen
 from tests.support.jobs import record_jobs_in
-from tests.support.processes import REPO, Started, api, free_port, supervisor
-from tests.support.terminal import run_in_terminal
+from tests.support.processes import Started, api, free_port, supervisor
 
-CLI_TIMEOUT_SECONDS = 60
 JOB_SECONDS = 60
 WIDTHS = (80, 60)
 READER_KEY = "reader-key-0123456789"
 ADMIN_KEY = "admin-key-0123456789"
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-
-    def json(self) -> Any:
-        return json.loads(self.stdout)
-
-
-def cli_env(url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
-    env["INGEST_URL"] = url
-    env.update(extra)
-    return env
-
-
-def ingest(url: str, *args: str, env: dict[str, str] | None = None) -> Run:
-    """The CLI with its output going to pipes."""
-    done = subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=REPO,
-        env={**cli_env(url), "COLUMNS": "200", **(env or {})},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT_SECONDS,
-        check=False,
-    )
-    run = Run(done.returncode, done.stdout, done.stderr)
-    assert "Traceback" not in run.stdout + run.stderr, run
-    return run
-
-
-def on_screen(url: str, columns: int, *args: str, typed: bytes = b"") -> tuple[int, list[str]]:
-    """The CLI in a terminal ``columns`` wide: its exit code and the lines left on screen."""
-    code, terminal = run_in_terminal(
-        [sys.executable, "-m", "cli", *args],
-        columns=columns,
-        cwd=REPO,
-        env=cli_env(url),
-        typed=typed,
-        timeout=CLI_TIMEOUT_SECONDS,
-    )
-    lines = terminal.screen()
-    assert "Traceback" not in terminal.text(), terminal.text()
-    assert "\N{HORIZONTAL ELLIPSIS}" not in "\n".join(lines), "\n".join(lines)
-    return code, lines
-
-
-def line_with(lines: list[str], *parts: str) -> str:
-    """The one screen line holding every part: what must not be split across lines."""
-    found = [line for line in lines if all(p in line for p in parts)]
-    assert len(found) == 1, (parts, "\n".join(lines))
-    return found[0]
 
 
 @pytest.fixture(scope="module")
@@ -206,6 +143,25 @@ def test_a_queued_job_is_cancelled_then_deleted_by_its_short_id(url: str, servic
     assert deleted.code == 0 and "deleted" in deleted.stderr, deleted
     gone = ingest(url, "job", job_id)
     assert gone.code == 2 and "no job" in gone.stderr
+
+
+def test_rejected_rows_are_retried_by_a_short_id_and_waited_for(url: str, loaded: Run) -> None:
+    # Given the sample upload, whose 70 rejected rows still break the same rules
+    job = hired_job(url)
+
+    # When its rejected rows are retried, named by a short id, and waited for
+    run = ingest(url, "retry-rejected", job["job_id"][:8], "--wait")
+
+    # Then a new job, linked to the first, ends with none of them inserted
+    assert run.code == 0, run
+    assert f"retries the rejected rows of job {job['job_id'][:8]}" in run.stderr
+    [summary] = run.stdout.strip().splitlines()
+    assert summary.startswith("hired_employees: succeeded, 0 inserted, ")
+    retry_id = summary.rsplit("(job ", 1)[1].split(")")[0]
+    retried = ingest(url, "--json", "job", retry_id).json()
+    assert retried["retry_of"] == job["job_id"]
+    assert retried["rows_rejected"] + len(retried["warnings"]) > 0
+    assert ingest(url, "--json", "job", job["job_id"]).json()["retried_by"] == [retried["job_id"]]
 
 
 def test_rejected_rows_download_as_csv(url: str, loaded: Run, tmp_path: Path) -> None:

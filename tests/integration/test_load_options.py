@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 
 from common.bootstrap import Services
 from common.sql.schema import staging_tables
+from common.usecases.publish import Publisher
+from common.usecases.retention import Retention, RetentionPolicy
 from tests.support.faults import HookedParts
 from tests.support.flow import api_client, drain, service_set, table_ids
 from worker.main import build_consumer
@@ -258,6 +260,8 @@ def test_a_dry_run_writes_nothing_and_stores_every_rejection(
     )
 
     assert job["dry_run"] is True and job["status"] == "succeeded"
+    listed = client.get("/jobs", params={"table": "hired_employees"}).json()["items"]
+    assert [(j["dry_run"], j["options"]) for j in listed] == [(True, {"dry_run": True})]
     assert (job["rows_inserted"], job["rows_rejected"]) == (0, 3)
     assert rejected_rules(client, job["job_id"]) == {
         1: ["job_id:unknown_reference"],
@@ -352,3 +356,32 @@ def test_a_cancelled_staged_load_leaves_no_staged_rows(
     assert client.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
     assert staged_rows(services) == 0
     assert table_ids(services, "departments") == []
+
+
+def test_staged_rows_left_by_a_publisher_stopped_after_publishing_are_swept(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a published atomic load whose worker stopped before dropping its staged rows
+    monkeypatch.setattr(Publisher, "_discard_staged", lambda _self, _group: None)
+    job = load(client, services, "departments", body(*GOOD), atomic="true")
+    assert job["status"] == "succeeded" and staged_rows(services) == 40
+    # and another atomic load of several parts, its first part staged
+    jobs = [line.replace("Department", "Job") for line in GOOD]
+    waiting = submit(client, "jobs", body(*jobs), atomic="true")
+    assert step(services) == 1
+    staging = staged_rows(services) - 40
+    assert 0 < staging < 40
+
+    # When the retention pass runs
+    removed = Retention(
+        services.db, services.jobs, services.uploads, "test", RetentionPolicy()
+    ).run()
+
+    # Then the finished job's staged rows are gone and its rows stay; the other load's are
+    # kept, and it publishes all of its rows
+    assert removed.staged_rows == 40
+    assert staged_rows(services) == staging
+    assert table_ids(services, "departments") == list(range(1, 41))
+    drain(services)
+    assert client.get(f"/jobs/{waiting}").json()["rows_inserted"] == 40
+    assert table_ids(services, "jobs") == list(range(1, 41))

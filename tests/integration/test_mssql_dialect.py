@@ -143,6 +143,32 @@ def _run_everything(tmp_path: Path) -> Recorded:
                 f"/tables/departments/rows?on_conflict={on_conflict}", json={"rows": batch}
             )
             assert answer.status_code == 200, answer.text
+        refused = client.post(
+            "/tables/departments/rows?atomic=true",
+            json={"rows": [{"id": 1, "department": "Taken"}, {"id": 9999, "department": "New"}]},
+        )
+        assert refused.status_code == 422, refused.text
+        # Staged loads, published in one transaction: checked again, judged, replaced, dry run.
+        staged = {
+            "departments": [{"write": "replace"}, {"dry_run": "true"}],
+            "jobs": [{"atomic": "true", "on_conflict": "update", "max_bad_records": "5"}],
+            "hired_employees": [
+                {"max_bad_percent": "50", "skip_leading_rows": "1", "on_conflict": "update"}
+            ],
+        }
+        for table, variants in staged.items():
+            for params in variants:
+                answer = client.post(
+                    f"/uploads/{table}",
+                    content=(SAMPLE_DATA / f"{table}.csv").read_bytes(),
+                    headers={"content-type": "text/csv"},
+                    params={"filename": f"staged-{len(params)}.csv", "force": "true", **params},
+                )
+                assert answer.status_code == 202, answer.text
+                drain(services)
+        first = client.get("/jobs?table=hired_employees&limit=50").json()["items"][-1]
+        assert client.post(f"/jobs/{first['job_id']}/retry-rejected").status_code == 202
+        drain(services)
         for path in (
             "/jobs",
             "/jobs?status=succeeded&table=jobs",
@@ -185,6 +211,10 @@ def test_every_statement_the_service_runs_is_t_sql_with_at_most_2100_parameters(
 
     kinds = {type(s).__name__ for s, _ in recorded}
     assert {"Select", "Insert", "Update", "Delete"} <= kinds
+    # The staged loads were published: rows moved from staging into the tables and rejections.
+    published = [str(s) for s, _ in recorded if "FROM stage_" in str(s) and "INSERT" in str(s)]
+    assert any("INSERT INTO hired_employees" in s for s in published)
+    assert any("INSERT INTO job_rejections" in s for s in published)
     too_many_on_sqlite = [(str(s)[:200], n) for s, n in recorded if n > MAX_PARAMETERS]
     assert not too_many_on_sqlite, too_many_on_sqlite
     branched = [s for s, _ in recorded if _sqlite_branch(s)]

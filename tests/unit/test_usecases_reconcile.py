@@ -1,14 +1,24 @@
 """The reconciliation repairs what would strand a job: a job never sent, a part whose message
-was lost, a part whose message was dead-lettered; and it leaves alone what is in flight."""
+was lost, a part whose message was dead-lettered, a staged job left unpublished; and it leaves
+alone what is in flight."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
+
+import pytest
 
 from common.model.jobs import JobStatus
 from common.model.messages import JobMessage
+from common.model.options import LoadOptions
+from common.model.outcomes import Outcome
+from common.stores.parts import PartLeases
+from common.usecases.ingest_part import IngestSettings, PartIngestor
+from common.usecases.publish import Outcome as Published
 from common.usecases.reconcile import Reconciler, ReconcileTiming
 from common.usecases.submit import StoredUpload, Submission, submit
+from tests.conftest import NO_WAIT_RETRY
 from tests.unit.conftest import Embedded
 
 DEPARTMENTS = b"".join(b"%d,Department %d\n" % (i, i) for i in range(1, 201))
@@ -35,10 +45,57 @@ def recorded(embedded: Embedded, upload: StoredUpload) -> str:
     return job.job_id
 
 
-def submitted(embedded: Embedded, upload: StoredUpload) -> str:
+def submitted(embedded: Embedded, upload: StoredUpload, how: Submission | None = None) -> str:
     e = embedded
-    [(job, _)] = submit(e.jobs, e.sends, e.queue, e.files, [upload], Submission())
+    [(job, _)] = submit(e.jobs, e.sends, e.queue, e.files, [upload], how or Submission())
     return job.job_id
+
+
+def ingestor(embedded: Embedded, owner: str) -> PartIngestor:
+    e = embedded
+    settings = IngestSettings(
+        block_bytes=1 << 20, read_bytes=1 << 20, dependency_wait_seconds=0, lease_seconds=30
+    )
+    return PartIngestor(
+        e.db,
+        e.jobs,
+        PartLeases(e.db),
+        e.states,
+        e.files,
+        NO_WAIT_RETRY,
+        settings,
+        owner,
+        threading.Event(),
+    )
+
+
+def deliver(embedded: Embedded, worker: PartIngestor) -> Outcome:
+    """Receive the next message, hand it to ``worker`` and complete it."""
+    message = embedded.queue.receive(0)
+    assert message is not None
+    outcome = worker.handle(JobMessage.decode(message.body), 1, threading.Event())
+    embedded.queue.complete(message)
+    return outcome
+
+
+class Crashed(Exception):
+    """The worker died here."""
+
+
+def stage_then_crash(embedded: Embedded) -> JobMessage:
+    """A worker takes the next message, stages its part and dies before publishing; the
+    message it held, still locked."""
+    dying = ingestor(embedded, "worker-a")
+
+    def crash(_job: object) -> Published:
+        raise Crashed
+
+    dying.publisher.publish = crash  # type: ignore[method-assign]
+    message = embedded.queue.receive(0)
+    assert message is not None
+    with pytest.raises(Crashed):
+        dying.handle(JobMessage.decode(message.body), 1, threading.Event())
+    return message
 
 
 def test_a_job_whose_upload_never_sent_it_is_sent_once(embedded: Embedded) -> None:
@@ -128,3 +185,69 @@ def test_one_worker_at_a_time_reconciles(embedded: Embedded) -> None:
     assert reconciler(embedded, "worker-b").run().sent == []
     assert reconciler(embedded, "worker-a").run().sent == [job_id]
     assert embedded.queued_parts() == [(job_id, 0)]
+
+
+def test_a_staged_job_left_unpublished_is_published_through_a_fresh_message(
+    embedded: Embedded,
+) -> None:
+    # Given an atomic upload whose only part was staged by a worker that died before
+    # publishing, and whose message was lost with it
+    atomic = Submission(options=LoadOptions(atomic=True))
+    job_id = submitted(embedded, embedded.store_upload("departments", DEPARTMENTS), atomic)
+    embedded.queue.complete(stage_then_crash(embedded))
+    staged = embedded.jobs.get(job_id)
+    assert (staged.status, staged.parts_done, staged.rows_staged) == (JobStatus.RUNNING, 1, 200)
+    assert embedded.queued_parts() == []
+
+    # When the reconciliation runs, twice
+    first = reconciler(embedded).run()
+    second = reconciler(embedded).run()
+
+    # Then the first pass queued one message for the job and the second left it in flight
+    assert first.published == [job_id]
+    assert second.published == []
+    assert embedded.queued_parts() == [(job_id, 0)]
+    # And the worker that takes it publishes every staged row
+    deliver(embedded, ingestor(embedded, "worker-b"))
+    published = embedded.jobs.get(job_id)
+    assert (published.status, published.rows_inserted) == (JobStatus.SUCCEEDED, 200)
+
+
+def test_a_staged_job_with_a_message_in_flight_or_a_part_to_stage_is_left_alone(
+    embedded: Embedded,
+) -> None:
+    # Given two staged jobs: one staged by a worker that died, its message still locked, and
+    # one with a part still to stage, its message waiting
+    atomic = Submission(options=LoadOptions(atomic=True))
+    staged = submitted(embedded, embedded.store_upload("departments", b"1,Sales\n"), atomic)
+    stage_then_crash(embedded)
+    dry_run = Submission(options=LoadOptions(dry_run=True))
+    staging = submitted(embedded, embedded.store_upload("departments", b"2,HR\n"), dry_run)
+
+    # When the reconciliation runs
+    repairs = reconciler(embedded).run()
+
+    # Then it sends nothing for either
+    assert (repairs.sent, repairs.resent, repairs.published) == ([], [], [])
+    assert sorted(embedded.queued_parts()) == sorted([(staging, 0), (staged, 0)])
+
+
+def test_a_staged_job_waiting_for_the_other_file_of_its_upload_is_left_alone(
+    embedded: Embedded,
+) -> None:
+    # Given an atomic upload of two files: departments staged (it waits for the other file to
+    # publish together, with no message of its own), jobs still to stage
+    e = embedded
+    uploads = [e.store_upload("departments", b"1,Sales\n"), e.store_upload("jobs", b"1,Clerk\n")]
+    atomic = Submission(options=LoadOptions(atomic=True))
+    submit(e.jobs, e.sends, e.queue, e.files, uploads, atomic)
+    outcome = deliver(embedded, ingestor(embedded, "worker-a"))
+    assert "still staging" in outcome.note
+    assert embedded.queued_parts() == [(uploads[1].job_id, 0)]
+
+    # When the reconciliation runs
+    repairs = reconciler(embedded).run()
+
+    # Then it sends nothing: the other file's worker publishes both
+    assert (repairs.sent, repairs.resent, repairs.published) == ([], [], [])
+    assert embedded.queued_parts() == [(uploads[1].job_id, 0)]

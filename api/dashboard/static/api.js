@@ -61,11 +61,12 @@ export async function download(path, filename, accept) {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
-// Stream a file as the body of POST /uploads/{table}; onProgress(sent, total) while it goes.
-export function uploadFile(table, file, onProgress) {
+// Stream a file as the body of POST /uploads/{table}, with `options` as query parameters;
+// onProgress(sent, total) while it goes.
+export function uploadFile(table, file, onProgress, options = {}) {
   return new Promise((resolve, reject) => {
     const request = new XMLHttpRequest();
-    const query = new URLSearchParams({ filename: file.name });
+    const query = new URLSearchParams({ filename: file.name, ...options });
     request.open("POST", `/uploads/${encodeURIComponent(table)}?${query}`);
     request.setRequestHeader("Content-Type", "text/csv");
     request.setRequestHeader("Accept", "application/json");

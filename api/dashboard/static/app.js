@@ -3,6 +3,7 @@
 
 import { ApiError, api, apiKey, download, setApiKey, uploadFile } from "./api.js";
 import { barChart, stackedBarChart } from "./charts.js";
+import { loadOptionsOf, optionsText } from "./options.js";
 
 const REFRESH_MS = 1000;
 const PAGE = 50;
@@ -140,6 +141,12 @@ function statusBadge(status) {
   return el("span", { class: `status status-${status}` }, status);
 }
 
+// The status, marked when the job is a dry run (validated, nothing written).
+function jobStatus(job) {
+  return el("span", { class: "job-status" }, statusBadge(job.status),
+    job.dry_run ? el("span", { class: "status dry-run", title: "Validated against the tables; nothing written" }, "dry run") : null);
+}
+
 function progressBar(job) {
   const fraction = job.size_bytes ? job.bytes_done / job.size_bytes : FINISHED.has(job.status) ? 1 : 0;
   const percent = `${Math.floor(fraction * 100)}%`;
@@ -151,11 +158,12 @@ function progressBar(job) {
 
 function jobRow(job) {
   const failure = job.status === "failed" && job.error ? el("div", { class: "failure" }, job.error) : null;
+  const options = optionsText(job);
   return el("tr", { dataset: { jobId: job.job_id, status: job.status } },
     el("td", {}, el("a", { href: `#job/${job.job_id}`, title: job.job_id }, el("code", {}, shortId(job.job_id)))),
     el("td", { class: "whole" }, job.table),
     el("td", { class: "file", title: job.original_name || "" }, job.original_name || "—"),
-    el("td", { class: "status-cell" }, statusBadge(job.status), failure),
+    el("td", { class: "status-cell" }, jobStatus(job), options ? el("div", { class: "options" }, options) : null, failure),
     el("td", { class: "progress-col" }, progressBar(job)),
     el("td", { class: "num" }, num(job.rows_read)),
     el("td", { class: "num" }, num(job.rows_inserted)),
@@ -191,7 +199,7 @@ function setUpUpload() {
       const job = await uploadFile(table, file, (sent, total) => {
         bar.value = total ? sent / total : 0;
         figure.textContent = `${bytes(sent)} of ${bytes(total)}`;
-      });
+      }, loadOptionsOf(form));
       notify(`Uploaded ${file.name}: job ${shortId(job.job_id)} is ${job.status}.`, "ok");
       form.reset();
       jobsState.offset = 0;
@@ -225,7 +233,7 @@ async function showJob(jobId) {
   $("#job-summary").replaceChildren(
     summaryItem("Table", job.table),
     summaryItem("File", job.original_name || "—"),
-    summaryItem("Status", statusBadge(job.status)),
+    summaryItem("Status", jobStatus(job)),
     summaryItem("Progress", progressBar(job)),
     summaryItem("Rows read", num(job.rows_read)),
     summaryItem("Inserted", num(job.rows_inserted)),
@@ -233,6 +241,7 @@ async function showJob(jobId) {
     summaryItem("Size", bytes(job.size_bytes)),
     summaryItem("Attempts", num(job.attempts)),
     summaryItem("Time", duration(job)),
+    ...(optionsText(job) ? [summaryItem("Load options", optionsText(job))] : []),
   );
   $("#job-warnings").hidden = !job.warnings.length;
   $("#job-warnings").replaceChildren(...job.warnings.map((w) => el("li", {}, w)));

@@ -43,6 +43,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("publish_inserted", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("publish_updated", sa.BigInteger(), nullable=True))
         batch.add_column(sa.Column("publish_rejected", sa.BigInteger(), nullable=True))
+    # A job's upload group and its retries are looked up by these.
+    op.create_index("ix_ingest_jobs_group_id", "ingest_jobs", ["group_id"])
+    op.create_index("ix_ingest_jobs_retry_of", "ingest_jobs", ["retry_of"])
     for table, columns in _TABLES.items():
         op.create_table(
             f"stage_{table}",
@@ -59,6 +62,8 @@ def downgrade() -> None:
     for table in _TABLES:
         op.drop_index(f"ix_stage_{table}_job_id", table_name=f"stage_{table}")
         op.drop_table(f"stage_{table}")
+    op.drop_index("ix_ingest_jobs_retry_of", table_name="ingest_jobs")
+    op.drop_index("ix_ingest_jobs_group_id", table_name="ingest_jobs")
     with op.batch_alter_table("ingest_jobs") as batch:
         for column in (
             "publish_rejected",

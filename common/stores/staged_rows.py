@@ -1,0 +1,159 @@
+"""A staged load's rows at publish: checked against the whole file and today's tables, then
+written to the table, in the publishing transaction.
+
+A row rejected at publish is copied to the job's rejections and stays in staging: every
+later step reads only the *publishable* rows, those of the job with no rejection at their
+line, so no step has to delete from staging inside the transaction. The staged rows go
+afterwards (:func:`common.stores.staging.discard`).
+
+The checks are joins, not a subquery per row: the database can hash the parents and the
+table once instead of probing them for each of a million staged rows.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    not_,
+    or_,
+    select,
+)
+
+from common.model.catalog import TableSpec, children_of, table_spec
+from common.model.rows import FieldError
+from common.model.rules import IN_INPUT, encode
+from common.sql.db import COUNTED
+from common.sql.schema import data_tables, job_rejections, staging_tables
+from common.stores import hire_counts
+
+Check = tuple[str, ColumnElement[bool]]
+
+
+def _code(column: str, rule: str, detail: str = "") -> str:
+    return encode([FieldError(column, rule, "", detail)])
+
+
+def _unrejected(st: Table) -> ColumnElement[bool]:
+    return ~exists().where(
+        job_rejections.c.job_seq == st.c.job_seq, job_rejections.c.line == st.c.line
+    )
+
+
+def publishable(spec: TableSpec, job_seq: int) -> ColumnElement[bool]:
+    """The job's staged rows that no check rejected."""
+    st = staging_tables[spec.name]
+    return and_(st.c.job_seq == job_seq, _unrejected(st))
+
+
+def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bool) -> int:
+    """Store the rejections only the whole file and today's tables show: a later line of an id
+    staged earlier; with ``taken``, an id the table holds; a reference to an id its parent
+    lacks. How many rows were rejected."""
+    st = staging_tables[spec.name]
+    id_name = spec.columns[0].name
+    earlier = st.alias("earlier")
+    repeated = exists().where(
+        earlier.c.job_seq == job_seq,
+        earlier.c[id_name] == st.c[id_name],
+        earlier.c.line < st.c.line,
+    )
+    input_twice = literal(_code(id_name, "duplicate_id", IN_INPUT))
+    count = _store(
+        conn,
+        select(st.c.line, st.c.job_seq, st.c.raw, input_twice).where(
+            st.c.job_seq == job_seq, repeated
+        ),
+    )
+    joined: FromClause = st
+    checks: list[Check] = []
+    if taken:
+        live = data_tables[spec.name].alias("live")
+        joined = joined.outerjoin(live, live.c.id == st.c[id_name])
+        checks.append((_code(id_name, "duplicate_id"), live.c.id.is_not(None)))
+    for col in spec.columns:
+        if col.references:
+            parent = data_tables[col.references].alias(f"parent_{col.name}")
+            joined = joined.outerjoin(parent, parent.c.id == st.c[col.name])
+            checks.append((_code(col.name, "unknown_reference"), parent.c.id.is_(None)))
+    if checks:
+        broken = (
+            select(st.c.line, st.c.job_seq, st.c.raw, _codes_of(checks))
+            .select_from(joined)
+            .where(publishable(spec, job_seq), or_(*(check for _, check in checks)))
+        )
+        count += _store(conn, broken)
+    return count
+
+
+def _codes_of(checks: list[Check]) -> ColumnElement[str]:
+    """The codes of every failed check of a row, as one CASE over every combination (a row
+    may break several rules at once, as in a plain load)."""
+    branches = []
+    for size in range(len(checks), 0, -1):
+        for combo in combinations(range(len(checks)), size):
+            holds = [checks[i][1] if i in combo else not_(checks[i][1]) for i in range(len(checks))]
+            branches.append((and_(*holds), literal(";".join(checks[i][0] for i in combo))))
+    return case(*branches)
+
+
+def _store(conn: Connection, rows: Select[tuple[int, int, str, str]]) -> int:
+    stored = conn.execute(
+        insert(job_rejections).from_select(["line", "job_seq", "raw", "rules"], rows),
+        execution_options=COUNTED,
+    ).rowcount
+    return int(stored)
+
+
+def dangling_if_replaced(conn: Connection, spec: TableSpec, job_seq: int) -> str:
+    """The rows of other tables whose references would break if the job's publishable rows
+    replaced the table; empty when none would."""
+    st = staging_tables[spec.name]
+    found = []
+    for child_name in children_of(spec.name):
+        child = data_tables[child_name]
+        for col in table_spec(child_name).columns:
+            if col.references != spec.name:
+                continue
+            kept = exists().where(publishable(spec, job_seq), st.c.id == child.c[col.name])
+            count = conn.execute(select(func.count()).select_from(child).where(~kept)).scalar_one()
+            if count:
+                found.append(f"{count} {child_name} rows whose {col.name} is not an id in the file")
+    return " and ".join(found)
+
+
+def write_staged(
+    conn: Connection, spec: TableSpec, job_seq: int, *, replace: bool, update: bool
+) -> tuple[int, int]:
+    """Put the job's publishable rows into the table (``replace`` empties it first; ``update``
+    first deletes the rows they replace); (inserted, updated)."""
+    st = staging_tables[spec.name]
+    live = data_tables[spec.name]
+    mine = publishable(spec, job_seq)
+    updated = 0
+    if replace:
+        hire_counts.remove_where(conn, spec.name)
+        conn.execute(delete(live))
+    elif update:
+        replaced = live.c.id.in_(select(st.c.id).where(mine))
+        hire_counts.remove_where(conn, spec.name, replaced)
+        updated = conn.execute(delete(live).where(replaced)).rowcount
+    names = list(spec.column_names)
+    stored = conn.execute(
+        insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),
+        execution_options=COUNTED,
+    ).rowcount
+    hire_counts.add_from(conn, spec.name, st, mine)
+    return int(stored) - int(updated), int(updated)
