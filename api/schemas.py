@@ -216,6 +216,26 @@ class DepartmentsAboveMeanOut(BaseModel):
     rows: list[DepartmentHiresRow]
 
 
+class SummaryDifferenceOut(BaseModel):
+    year: int
+    quarter: int
+    department_id: int
+    job_id: int
+    summary: int = Field(description="Hires the reports' summary holds for this key.")
+    recount: int = Field(description="Hires counted in hired_employees.")
+
+
+class SummaryCheckOut(BaseModel):
+    matches: bool = Field(description="Whether the summary equals the recount, key by key.")
+    keys: int = Field(description="Keys (year, quarter, department, job) with hires.")
+    hires: int = Field(description="Rows of hired_employees counted.")
+    differing: int = Field(description="Keys whose counts differed.")
+    differences: list[SummaryDifferenceOut] = Field(
+        description="The first 100 differing keys, in key order."
+    )
+    repaired: bool = Field(description="Whether the differences were corrected.")
+
+
 class DeadLetterOut(BaseModel):
     id: str
     job_id: str | None

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         description="A job whose upload has not sent its messages this long after creating it "
         "is sent by a worker.",
     )
+    hire_counts_fold_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often one worker folds the reports' summary changes into its base.",
+    )
     worker_metrics_port: int | None = Field(
         default=None, ge=1, le=65535, description="Port for a worker's own Prometheus metrics."
     )

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from common.backup.scheduler import BackupScheduler
     from common.usecases.reconcile import Reconciler
     from common.usecases.retention import Retention
+    from common.usecases.summary import SummaryFold
 
 log = structlog.get_logger("ingest.worker")
 
@@ -63,12 +64,15 @@ class ScheduledBackups(Hook):
 
 
 class Chores(Hook):
-    """Reconciliation and retention, in a thread beside the loop, so that a long part does not
-    hold them up."""
+    """Reconciliation, retention and the fold of the reports' summary, in a thread beside the
+    loop, so that a long part does not hold them up."""
 
-    def __init__(self, reconciler: Reconciler, retention: Retention) -> None:
+    def __init__(
+        self, reconciler: Reconciler, retention: Retention, fold: SummaryFold | None = None
+    ) -> None:
         self.reconciler = reconciler
         self.retention = retention
+        self.fold = fold
         self._thread: threading.Thread | None = None
 
     def started(self, stop: threading.Event) -> None:
@@ -76,6 +80,8 @@ class Chores(Hook):
             while not stop.wait(min(1.0, self.reconciler.timing.every_seconds)):
                 self.reconciler.run_if_due()
                 self.retention.run_if_due()
+                if self.fold is not None:
+                    self.fold.run_if_due()
 
         self._thread = threading.Thread(target=run, name="chores", daemon=True)
         self._thread.start()

@@ -22,6 +22,7 @@ from common.sql.migrate import upgrade
 from common.usecases.ingest_part import IngestSettings, PartIngestor
 from common.usecases.reconcile import Reconciler, ReconcileTiming
 from common.usecases.retention import Retention, RetentionPolicy
+from common.usecases.summary import SummaryFold
 from worker import metrics
 from worker.consumer import Consumer
 from worker.decision import DeliveryPolicy
@@ -66,7 +67,8 @@ def build_consumer(services: Services, stop: threading.Event) -> Consumer:
         owner,
         RetentionPolicy(job_days=settings.job_retention_days),
     )
-    hooks: list[Hook] = [Chores(reconciler, retention), Metrics()]
+    fold = SummaryFold(services.db, owner, settings.hire_counts_fold_seconds)
+    hooks: list[Hook] = [Chores(reconciler, retention, fold), Metrics()]
     if settings.heartbeat_file is not None:
         hooks.append(Heartbeat(settings.heartbeat_file))
     if settings.backup_schedule:

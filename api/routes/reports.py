@@ -16,8 +16,10 @@ from api.schemas import (
     DepartmentsAboveMeanOut,
     HiresByQuarterOut,
     HiresByQuarterRow,
+    SummaryCheckOut,
+    SummaryDifferenceOut,
 )
-from api.security import ReadAccess
+from api.security import AdminAccess, ReadAccess
 from common.stores.reports import (
     DepartmentHires,
     QuarterRow,
@@ -25,6 +27,7 @@ from common.stores.reports import (
     hires_by_quarter,
     report_year,
 )
+from common.usecases.summary import check_summary
 
 router = APIRouter(tags=["reports"], dependencies=[ReadAccess])
 Year = Annotated[
@@ -89,4 +92,38 @@ def departments_above_mean_report(
         return _csv(rows, columns, f"departments-above-mean-{year}.csv")
     return DepartmentsAboveMeanOut(
         year=year, mean=mean, rows=[DepartmentHiresRow(**r.__dict__) for r in rows]
+    )
+
+
+@router.post(
+    "/reports/verify",
+    response_model=SummaryCheckOut,
+    dependencies=[AdminAccess],
+    summary="Recount hires and compare with the reports' summary; repair it if asked",
+    description="Counts hired_employees by year, quarter, department and job and compares "
+    "each count with the summary the reports read, in one snapshot of both. With "
+    "`repair=true` the differences are corrected in the same transaction.",
+)
+def verify_summary(
+    services: ServicesDep,
+    repair: Annotated[bool, Query(description="Correct the differences found.")] = False,
+) -> SummaryCheckOut:
+    check = check_summary(services.db, repair=repair)
+    return SummaryCheckOut(
+        matches=check.matches,
+        keys=check.keys,
+        hires=check.hires,
+        differing=check.differing,
+        differences=[
+            SummaryDifferenceOut(
+                year=d.hire_year,
+                quarter=d.hire_quarter,
+                department_id=d.department_id,
+                job_id=d.job_id,
+                summary=d.summary,
+                recount=d.recount,
+            )
+            for d in check.differences
+        ],
+        repaired=check.repaired,
     )

@@ -23,9 +23,10 @@ from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.streams import ChunkSource, buffered
 from common.errors import IngestError
 from common.model.catalog import LOAD_ORDER, TABLES, Kind, TableSpec, table_spec
+from common.sql.bulk import bulk_insert
 from common.sql.db import Database
-from common.sql.loader import bulk_insert
 from common.sql.schema import data_tables
+from common.stores import hire_counts
 
 log = structlog.get_logger("ingest.backup")
 
@@ -104,6 +105,7 @@ def _restore_table(
     conn: Connection, catalog: BackupCatalog, record: BackupRecord, batch_rows: int
 ) -> int:
     spec = table_spec(record.table)
+    hire_counts.remove_where(conn, spec.name)
     conn.execute(delete(data_tables[spec.name]))
     source, avro = _open(catalog, record)
     stored = 0
@@ -111,6 +113,9 @@ def _restore_table(
         stored += bulk_insert(conn, spec.name, _arrow(spec, batch))
     source.drain()
     _check_hash(record, source)
+    # Counted once the table is whole: one pass over it, rather than a change row per key
+    # for every batch.
+    hire_counts.add_from(conn, spec.name, data_tables[spec.name])
     if stored != record.row_count:
         raise BackupInvalid(
             f"backup {record.backup_id} holds {stored} rows, its record says {record.row_count}"

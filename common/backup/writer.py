@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import IO, Any, cast
 
 import structlog
@@ -29,32 +29,17 @@ from common.backup.streams import BlobSink
 from common.blob import BlobWriter
 from common.model.catalog import LOAD_ORDER, Kind, TableSpec, table_spec
 from common.model.jobs import JobStatus
-from common.sql.db import DRIVER_ERRORS, Database, translate_db_error, utcnow
+from common.sql.db import Database, utcnow
 from common.sql.schema import data_tables, ingest_jobs
 
 log = structlog.get_logger("ingest.backup")
 
 PAGE_ROWS = 10_000
 
-# The isolation level that reads one snapshot of every table: PostgreSQL's REPEATABLE READ is
-# snapshot isolation; SQL Server's REPEATABLE READ is not (each page would see rows committed
-# since the last), its SNAPSHOT is (Azure SQL allows it by default; SQL Server needs
-# ALTER DATABASE … SET ALLOW_SNAPSHOT_ISOLATION ON). SQLite's WAL readers see a snapshot anyway.
-SNAPSHOT_ISOLATION = {"postgresql": "REPEATABLE READ", "mssql": "SNAPSHOT"}
 
-
-@contextmanager
-def snapshot(db: Database) -> Iterator[Connection]:
+def snapshot(db: Database) -> AbstractContextManager[Connection]:
     """A read transaction that sees one state of every table, however long it lasts."""
-    try:
-        with db.engine.connect() as conn:
-            level = SNAPSHOT_ISOLATION.get(db.dialect)
-            if level is not None:
-                conn = conn.execution_options(isolation_level=level)
-            with conn.begin():
-                yield conn
-    except DRIVER_ERRORS as exc:
-        raise translate_db_error(exc) from exc
+    return db.read(snapshot=True)
 
 
 def newest_job_id(conn: Connection, table: str) -> str | None:

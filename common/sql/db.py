@@ -58,6 +58,14 @@ _NATIVE_ERROR = re.compile(r"\((-?\d+)\)(?: \(\w+\))?(?=;|\s*$)")
 # PostgreSQL SQLSTATE classes and codes worth another try.
 PG_TRANSIENT_PREFIXES = ("08", "53", "57P", "40")
 PG_UNIQUE_VIOLATION = "23505"
+# The isolation level that reads one snapshot of every table: PostgreSQL's REPEATABLE READ is
+# snapshot isolation; SQL Server's REPEATABLE READ is not (each page would see rows committed
+# since the last), its SNAPSHOT is (Azure SQL allows it by default; SQL Server needs
+# ALTER DATABASE … SET ALLOW_SNAPSHOT_ISOLATION ON). SQLite's WAL readers see a snapshot anyway,
+# and its writers are one at a time.
+SNAPSHOT_ISOLATION = {"postgresql": "REPEATABLE READ", "mssql": "SNAPSHOT"}
+# An INSERT … SELECT's row count is kept only when asked for (psycopg closes the cursor).
+COUNTED = {"preserve_rowcount": True}
 
 
 def utcnow() -> datetime:
@@ -194,32 +202,40 @@ class Database:
         return cls(make_engine(url, **kwargs))
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
-        """A read transaction."""
+    def read(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A read transaction; with ``snapshot``, one that sees one state of every table
+        however long it lasts (:data:`SNAPSHOT_ISOLATION`)."""
         try:
-            with self.engine.connect() as conn, conn.begin():
+            with self.engine.connect() as conn, self._isolated(conn, snapshot).begin():
                 yield conn
         except DRIVER_ERRORS as exc:
             raise translate_db_error(exc) from exc
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction; on SQLite it takes the write lock up front to avoid upgrades."""
+    def write(self, *, snapshot: bool = False) -> Iterator[Connection]:
+        """A write transaction; on SQLite it takes the write lock up front to avoid upgrades.
+        With ``snapshot``, it reads one state of every table (:data:`SNAPSHOT_ISOLATION`) and
+        fails as transient when it would change a row another writer changed since."""
         try:
             with self.engine.connect() as conn:
                 if self.dialect == "sqlite":
                     conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
+                with self._isolated(conn, snapshot).begin():
                     yield conn
         except DRIVER_ERRORS as exc:
             raise translate_db_error(exc) from exc
 
+    def _isolated(self, conn: Connection, snapshot: bool) -> Connection:
+        level = SNAPSHOT_ISOLATION.get(self.dialect) if snapshot else None
+        return conn if level is None else conn.execution_options(isolation_level=level)
+
     def refresh_after_bulk_load(self, table: str) -> None:
         """Bring the planner's view of ``table`` up to date after a large load or a restore.
 
-        On PostgreSQL, ``VACUUM (ANALYZE)`` marks the new pages all-visible, so the reports'
-        index-only scans stop visiting the heap for every row (autovacuum would, but a minute
-        or more later), clears the rows a restore replaced, and refreshes the statistics.
+        On PostgreSQL, ``VACUUM (ANALYZE)`` marks the new pages all-visible, so the loader's
+        id lookups scan the primary key alone instead of visiting the heap for every row
+        (autovacuum would, but a minute or more later), clears the rows a restore replaced,
+        and refreshes the statistics.
         Elsewhere the engines' automatic statistics suffice. A failure is only logged: the
         data is in, and the database catches up on its own.
         """

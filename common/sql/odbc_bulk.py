@@ -2,7 +2,7 @@
 
 ``fast_executemany`` sends parameter arrays in one round trip per batch instead of one per
 row. A known trap with it is a batch that reports success while not every row arrived, so the
-caller counts the rows afterwards (see :func:`common.sql.loader.bulk_insert`).
+caller counts the rows afterwards (see :func:`common.sql.bulk.bulk_insert`).
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ from sqlalchemy import ColumnElement, Connection, Table, and_, case, func, inser
 from common.model.catalog import TableSpec
 from common.model.rows import FieldError, Rejection
 from common.model.rules import decode, encode, rule_counts
+from common.sql.bulk import bulk_insert
 from common.sql.db import Database, utcnow
-from common.sql.loader import bulk_insert
 from common.sql.schema import batch_rejections, batches, job_rejections
 
 log = structlog.get_logger("ingest.rejections")

@@ -1,4 +1,5 @@
-"""The two reports, as portable SQL over the year's range so the datetime index serves both.
+"""The two reports, as portable SQL over the hire counts (:mod:`common.stores.hire_counts`)
+and the two small tables; hired_employees itself is never read.
 
 Names are ordered here, not by the database, whose collation differs between SQLite (code
 points), PostgreSQL (the database's locale) and SQL Server (the column's collation): by
@@ -11,12 +12,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import case, func, select
 
 from common.sql.db import Database
 from common.sql.schema import data_tables
+from common.stores.hire_counts import counted
 
-_hired = data_tables["hired_employees"]
 _departments = data_tables["departments"]
 _jobs = data_tables["jobs"]
 
@@ -38,10 +39,6 @@ class DepartmentHires:
     hired: int
 
 
-def _year_bounds(year: int) -> tuple[datetime, datetime]:
-    return datetime(year, 1, 1), datetime(year + 1, 1, 1)
-
-
 def name_key(name: str) -> tuple[str, str]:
     """How names are ordered: case and accents ignored (``é`` beside ``e``, ``Z`` beside
     ``z``), then by exact code points; scripts other than Latin after it, by code point."""
@@ -54,33 +51,30 @@ def report_year(db: Database, year: int | None) -> int:
     """``year``, or else the latest year with hires (the current year when there are none)."""
     if year is not None:
         return year
+    both = counted()
+    with_hires = (
+        select(both.c.hire_year).group_by(both.c.hire_year).having(func.sum(both.c.hires) != 0)
+    ).subquery()
     with db.read() as conn:
-        latest = conn.execute(select(func.max(_hired.c.datetime))).scalar_one()
+        latest = conn.execute(select(func.max(with_hires.c.hire_year))).scalar_one()
     if latest is None:
         return datetime.now(UTC).year
-    return int(latest.year)
+    return int(latest)
 
 
 def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
     """Hires per department and job in each quarter of ``year`` (UTC), ordered by department,
     then job, by :func:`name_key`."""
-    start, end = _year_bounds(year)
-    quarters = [datetime(year, m, 1) for m in (1, 4, 7, 10)] + [end]
-    counts = [
-        func.sum(
-            case(
-                (and_(_hired.c.datetime >= quarters[q], _hired.c.datetime < quarters[q + 1]), 1),
-                else_=0,
-            )
-        ).label(f"Q{q + 1}")
-        for q in range(4)
+    both = counted(year)
+    quarters = [
+        func.sum(case((both.c.hire_quarter == q, both.c.hires), else_=0)).label(f"Q{q}")
+        for q in range(1, 5)
     ]
-    # Count by ids first, over the index alone, then name the few groups: joining the names to
-    # every hire before grouping made the database carry them through a million-row sort.
+    # Count by ids first, then name the few groups.
     per_pair = (
-        select(_hired.c.department_id, _hired.c.job_id, *counts)
-        .where(_hired.c.datetime >= start, _hired.c.datetime < end)
-        .group_by(_hired.c.department_id, _hired.c.job_id)
+        select(both.c.department_id, both.c.job_id, *quarters)
+        .group_by(both.c.department_id, both.c.job_id)
+        .having(func.sum(both.c.hires) != 0)
         .subquery()
     )
     query = (
@@ -89,7 +83,7 @@ def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
             _departments.c.department,
             _jobs.c.id.label("job_id"),
             _jobs.c.job,
-            *(per_pair.c[f"Q{q + 1}"] for q in range(4)),
+            *(per_pair.c[f"Q{q}"] for q in range(1, 5)),
         )
         .select_from(per_pair)
         .join(_departments, _departments.c.id == per_pair.c.department_id)
@@ -111,11 +105,10 @@ def departments_above_mean(db: Database, year: int) -> tuple[float, list[Departm
 
     The mean is over every department in the table, counting those that hired nobody as zero.
     """
-    start, end = _year_bounds(year)
+    both = counted(year)
     per_department = (
-        select(_hired.c.department_id, func.count().label("hired"))
-        .where(_hired.c.datetime >= start, _hired.c.datetime < end)
-        .group_by(_hired.c.department_id)
+        select(both.c.department_id, func.sum(both.c.hires).label("hired"))
+        .group_by(both.c.department_id)
         .subquery()
     )
     query = select(

@@ -35,10 +35,9 @@ from sqlalchemy import (
 from common.model.catalog import TableSpec, children_of, table_spec
 from common.model.rows import FieldError
 from common.model.rules import IN_INPUT, encode
+from common.sql.db import COUNTED
 from common.sql.schema import data_tables, job_rejections, staging_tables
-
-# An INSERT ... SELECT's row count is kept only when asked for (psycopg closes the cursor).
-COUNTED = {"preserve_rowcount": True}
+from common.stores import hire_counts
 
 Check = tuple[str, ColumnElement[bool]]
 
@@ -145,14 +144,16 @@ def write_staged(
     mine = publishable(spec, job_seq)
     updated = 0
     if replace:
+        hire_counts.remove_where(conn, spec.name)
         conn.execute(delete(live))
     elif update:
-        updated = conn.execute(
-            delete(live).where(live.c.id.in_(select(st.c.id).where(mine)))
-        ).rowcount
+        replaced = live.c.id.in_(select(st.c.id).where(mine))
+        hire_counts.remove_where(conn, spec.name, replaced)
+        updated = conn.execute(delete(live).where(replaced)).rowcount
     names = list(spec.column_names)
     stored = conn.execute(
         insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),
         execution_options=COUNTED,
     ).rowcount
+    hire_counts.add_from(conn, spec.name, st, mine)
     return int(stored) - int(updated), int(updated)

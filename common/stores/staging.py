@@ -15,7 +15,7 @@ from sqlalchemy import Connection, delete, func, select
 from common.model.catalog import TableSpec
 from common.model.jobs import UNFINISHED
 from common.model.rows import ValidRows
-from common.sql.loader import bulk_insert
+from common.sql.bulk import bulk_insert
 from common.sql.schema import ingest_jobs, staging_tables
 
 

@@ -22,6 +22,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bench.generate import write_hired
+from common.sql.db import Database
+from common.usecases.summary import check_summary
 from tests.faults.conftest import (
     Fleet,
     file_chunks,
@@ -202,6 +204,12 @@ def test_workers_killed_again_and_again_lose_and_duplicate_nothing(
         assert truth.rows == len(expected_ids), truth
         assert truth.distinct_ids == truth.rows, truth
         assert truth.id_sum == sum(expected_ids), truth
+        # the reports' summary equals a recount of those rows,
+        db = Database.from_url(url)
+        try:
+            assert check_summary(db).matches
+        finally:
+            db.dispose()
         # and every invalid row is stored exactly once, with the rule it broke.
         stored = query(
             url,

@@ -44,6 +44,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         ("POST", "/uploads/departments", WRITER),
         ("GET", "/dead-letters", ADMIN),
         ("GET", "/backups", ADMIN),
+        ("POST", "/reports/verify", ADMIN),
     ],
 )
 def test_each_route_needs_its_role_and_says_so(

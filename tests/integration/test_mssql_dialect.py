@@ -23,12 +23,12 @@ from sqlalchemy.sql import ClauseElement, visitors
 from sqlalchemy.sql.functions import FunctionElement
 
 from api.app import create_app
-from common.backup.writer import SNAPSHOT_ISOLATION
 from common.bootstrap import build_services
 from common.errors import PermanentError
 from common.model.catalog import TABLES
 from common.queue import OutgoingMessage
-from common.sql.loader import existing_ids_query
+from common.sql.bulk import existing_ids_query, id_in
+from common.sql.db import SNAPSHOT_ISOLATION
 from common.sql.migrate import (
     MSSQL_RELEASE_LOCK,
     MSSQL_TAKE_LOCK,
@@ -36,6 +36,9 @@ from common.sql.migrate import (
     offline_sql,
     upgrade,
 )
+from common.sql.schema import data_tables
+from common.stores.hire_counts import counting
+from common.usecases.summary import fold_changes
 from tests.conftest import NO_WAIT_RETRY, SAMPLE_DATA, make_settings
 from tests.support.flow import drain
 from tests.support.tsql import (
@@ -112,6 +115,28 @@ def _run_everything(tmp_path: Path) -> Recorded:
             half,
             half,
         ), job
+        # Staged loads publish with INSERT … SELECT: one replacing rows, one replacing the table.
+        for params in ({"on_conflict": "update", "atomic": "true"}, {"write": "replace"}):
+            answer = client.post(
+                "/uploads/hired_employees",
+                content=_hired_csv(list(range(20_000, 20_100))),
+                headers={"content-type": "text/csv"},
+                params={"filename": f"s{len(params)}.csv", **params},
+            )
+            assert answer.status_code == 202, answer.text
+            drain(services)
+        assert client.post("/reports/verify?repair=true").json()["matches"] is True
+        # Folds that insert, update and delete counts: rows moved to one key, then some on.
+        for moved, at in ((50, "2022-01-01T00:00:00Z"), (10, "2022-04-01T00:00:00Z")):
+            rows = [
+                {"id": 20_000 + i, "name": "P", "datetime": at, "department_id": 1, "job_id": 1}
+                for i in range(moved)
+            ]
+            answer = client.post(
+                "/tables/hired_employees/rows?on_conflict=update", json={"rows": rows}
+            )
+            assert answer.json()["updated"] == moved, answer.text
+            assert fold_changes(services.db) > 0
         for on_conflict in ("reject", "update"):
             batch = [{"id": 5000 + i, "department": f"D{i}"} for i in range(BATCH_ROWS)]
             answer = client.post(
@@ -154,7 +179,10 @@ def _run_everything(tmp_path: Path) -> Recorded:
             f"/jobs/{job['job_id']}/rejected-rows",
         ):
             assert client.get(path).status_code == 200, path
-        assert client.post("/backups").status_code in (200, 201, 202)
+        run = client.post("/backups")
+        assert run.status_code in (200, 201, 202)
+        restore = client.post(f"/backups/runs/{run.json()['run_id']}/restore")
+        assert restore.status_code == 200, restore.text
         # A poison message, dead-lettered, listed, resubmitted and purged.
         services.queue.send([OutgoingMessage(b"not json", "poison")])
         drain(services)
@@ -190,7 +218,7 @@ def test_every_statement_the_service_runs_is_t_sql_with_at_most_2100_parameters(
     too_many_on_sqlite = [(str(s)[:200], n) for s, n in recorded if n > MAX_PARAMETERS]
     assert not too_many_on_sqlite, too_many_on_sqlite
     branched = [s for s, _ in recorded if _sqlite_branch(s)]
-    assert {type(s).__name__ for s in branched} == {"Select", "Delete"}
+    assert {type(s).__name__ for s in branched} == {"Select", "Insert", "Delete"}
     compiled = [(as_tsql(s), bound) for s, bound in recorded if not _sqlite_branch(s)]
     assert max(bound for _, bound in compiled) > 0
     too_many = {
@@ -260,6 +288,7 @@ def _parse_the_fixed_statements_at_once() -> None:
             MSSQL_RELEASE_LOCK,
             _SNAPSHOT,
             *(as_tsql(existing_ids_query(table, "mssql")) for table in TABLES),
+            _UNCOUNT_BY_IDS,
         ]
     )
 
@@ -327,6 +356,17 @@ def test_a_granted_migration_lock_lets_the_upgrade_run(status: int) -> None:
 def test_a_migration_lock_not_granted_stops_the_upgrade(status: int, why: str) -> None:
     with pytest.raises(PermanentError, match=why):
         check_applock_status(status)
+
+
+# The hire counts of rows about to be replaced, their ids as one JSON parameter.
+_UNCOUNT_BY_IDS = as_tsql(
+    counting(data_tables["hired_employees"], id_in("hired_employees", "mssql"), -1)
+)
+
+
+def test_the_hire_counts_of_replaced_rows_are_t_sql_with_one_json_parameter() -> None:
+    assert "OPENJSON" in _UNCOUNT_BY_IDS.upper() and placeholders(_UNCOUNT_BY_IDS) == 1
+    assert problems([_UNCOUNT_BY_IDS]) == {}
 
 
 def test_the_id_lookups_take_one_json_parameter_on_sql_server() -> None:

@@ -21,6 +21,7 @@ from common.sql.db import Database
 from common.sql.odbc_bulk import fast_insert, rows_of
 from common.sql.schema import data_tables
 from common.stores.writes import Written, write_rows
+from common.usecases.summary import check_summary, fold_changes
 from tests.support.mssql_odbc import Sent, mssql_on_postgres
 from tests.support.services import postgres_database, unavailable
 from tests.support.tsql import MAX_PARAMETERS, problems
@@ -184,6 +185,10 @@ def test_the_largest_blocks_and_batches_stay_within_sql_servers_limits(
         BLOCK_ROWS // 10,
     )
     assert batch.updated == 1000
+    # The reports' summary followed every one of them, and folds on SQL Server's path too.
+    assert check_summary(db).matches
+    assert fold_changes(db) > 0
+    assert check_summary(db).hires == BLOCK_ROWS + len(scattered) - BLOCK_ROWS // 10
     requests = sent.requests
     assert max(r.rows for r in requests) >= BLOCK_ROWS  # fast_executemany arrays went through
     too_many = [(r.sql[:120], r.parameters) for r in requests if r.parameters > MAX_PARAMETERS]

@@ -56,7 +56,7 @@ UNICODE_BATCH = [
 
 def _everything(services: Services) -> dict[str, Any]:
     """Load the sample files with two workers, then batches and a replacing batch; return the
-    counts, the rejections, both reports and what a backup holds."""
+    counts, the rejections, both reports, a recount of their summary and what a backup holds."""
     with api_client(services) as client:
         files = {t: (f"{t}.csv", (SAMPLE_DATA / f"{t}.csv").read_bytes()) for t in TABLES}
         assert client.post("/uploads", files=files).status_code == 202
@@ -83,6 +83,7 @@ def _everything(services: Services) -> dict[str, Any]:
             for path in ("/reports/hires-by-quarter", "/reports/departments-above-mean")
         }
         backup = client.post("/backups").json()
+        verified = client.post("/reports/verify").json()
     with services.db.read() as conn:
         hires = conn.execute(
             data_tables["hired_employees"]
@@ -101,6 +102,7 @@ def _everything(services: Services) -> dict[str, Any]:
         "replaced": (replaced["inserted"], replaced["updated"]),
         "unicode rows": sorted((r.id, r.name, r.datetime) for r in hires),
         "reports": reports,
+        "summary": (verified["matches"], verified["hires"]),
         "counts": {t: count(services, t) for t in TABLES},
         "backup": sorted((b["table"], b["row_count"]) for b in backup["backups"]),
     }
@@ -112,5 +114,6 @@ def test_sql_server_gives_what_postgresql_gives(sql_server: Services, postgresql
 
     assert on_sql_server["jobs"]["hired_employees"] == ("succeeded", 1999, 1929, 70)
     assert on_sql_server["reports"]["/reports/hires-by-quarter"]["rows"]
+    assert on_sql_server["summary"][0] is True
     for key, value in on_postgresql.items():
         assert on_sql_server[key] == value, key

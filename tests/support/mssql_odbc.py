@@ -6,8 +6,9 @@ underneath, so the statements the mssql dialect compiles and the rows pyodbc sen
 parameter arrays really run. What that needs from PostgreSQL:
 
 - the T-SQL built-ins those statements call, created in the database with SQL Server's
-  semantics: ``SCHEMA_NAME()`` (the dialect asks it on connect) and ``OPENJSON(json)`` without
-  a ``WITH`` clause (one row per array element: ``key``, ``value`` as text, ``type``);
+  semantics: ``SCHEMA_NAME()`` (the dialect asks it on connect), ``OPENJSON(json)`` without
+  a ``WITH`` clause (one row per array element: ``key``, ``value`` as text, ``type``), and
+  ``YEAR(t)`` and ``MONTH(t)`` (the hire counts' keys);
 - ``SET TRANSACTION ISOLATION LEVEL …``, which SQL Server applies to the session and
   PostgreSQL words otherwise: it is forwarded as PostgreSQL's session setting, ``SNAPSHOT`` as
   ``REPEATABLE READ`` (PostgreSQL's REPEATABLE READ is snapshot isolation); and SQL Server's
@@ -42,6 +43,10 @@ LANGUAGE sql IMMUTABLE AS $$
                 WHEN 'boolean' THEN 3 WHEN 'array' THEN 4 ELSE 5 END
     FROM json_array_elements(doc::json) WITH ORDINALITY AS j(v, n)
 $$;
+CREATE FUNCTION "year"(t timestamp) RETURNS int LANGUAGE sql IMMUTABLE AS
+    $$ SELECT extract(year FROM t)::int $$;
+CREATE FUNCTION "month"(t timestamp) RETURNS int LANGUAGE sql IMMUTABLE AS
+    $$ SELECT extract(month FROM t)::int $$;
 """
 _ISOLATION = re.compile(r"^\s*SET TRANSACTION ISOLATION LEVEL ([A-Z ]+?)\s*$", re.IGNORECASE)
 _POSTGRES_LEVEL = {"SNAPSHOT": "REPEATABLE READ"}

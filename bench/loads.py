@@ -1,0 +1,189 @@
+"""The service itself, end to end: a file loaded, the reports, a backup and a restore, and
+clients posting JSON batches."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from bench.databases import drop_pg_database, new_pg_database
+from bench.results import Result, timed
+from bench.service import running_service
+from common.sql.db import Database
+from common.sql.schema import hire_count_changes
+from common.usecases.summary import fold_changes
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def service_load(
+    label: str,
+    path: Path,
+    rows: int,
+    workdir: Path,
+    database_url: str | None,
+    workers: int = 1,
+    after_load: list[Result] | None = None,
+    backup: bool = True,
+) -> Result:
+    """Time one upload to ``succeeded``; with ``after_load``, then also time the reports (on
+    PostgreSQL, before and after the summary's changes are folded) and, with ``backup``, a
+    backup and restore of the table, in that order, into ``after_load``."""
+    with running_service(workdir, workers, database_url) as service:
+        for table in ("departments", "jobs"):
+            job = service.client.post(
+                f"/uploads/{table}",
+                content=(DATA / f"{table}.csv").read_bytes(),
+                headers={"Content-Type": "text/csv"},
+            ).json()
+            service.wait_for(job["job_id"])
+        start = time.perf_counter()
+        with path.open("rb") as f:
+            answer = service.client.post(
+                "/uploads/hired_employees", content=f, headers={"Content-Type": "text/csv"}
+            )
+        uploaded = time.perf_counter() - start
+        job = service.wait_for(answer.json()["job_id"])
+        seconds = time.perf_counter() - start
+        assert job["status"] == "succeeded" and job["rows_inserted"] == rows, job
+        result = Result(
+            label,
+            seconds,
+            rows,
+            {
+                "upload_s": f"{uploaded:.2f}",
+                "api_peak_rss_mb": f"{service.peak_rss('api'):.0f}",
+                "worker_peak_rss_mb": f"{service.peak_rss('worker'):.0f}",
+            },
+        )
+        if after_load is not None:
+            if database_url is not None:
+                after_load.extend(_reports(service, rows, database_url))
+            if backup:
+                after_load.extend(
+                    _backup_and_restore(service, f"{label.split(':')[0]} {rows:,} rows", rows)
+                )
+        return result
+
+
+def _backup_and_restore(service: Any, database: str, rows: int) -> list[Result]:
+    start = time.perf_counter()
+    answer = service.client.post("/backups/hired_employees")
+    backed_up = time.perf_counter() - start
+    assert answer.status_code == 201, answer.text
+    record = answer.json()
+    start = time.perf_counter()
+    restored = service.client.post(f"/backups/{record['backup_id']}/restore")
+    restore_seconds = time.perf_counter() - start
+    assert restored.status_code == 200, restored.text
+    rss = f"{service.peak_rss('api'):.0f}"
+    return [
+        Result(
+            f"{database}: AVRO backup of the table",
+            backed_up,
+            rows,
+            {"bytes": str(record["byte_size"]), "api_peak_rss_mb": rss},
+        ),
+        Result(
+            f"{database}: restore from that backup", restore_seconds, rows, {"api_peak_rss_mb": rss}
+        ),
+    ]
+
+
+def batches(seconds: float, clients: int, workdir: Path) -> Result:
+    url = new_pg_database()
+    try:
+        with running_service(workdir, 0, url) as service:
+            service.client.post(
+                "/tables/departments/rows",
+                json={"rows": [{"id": i, "department": f"Department {i}"} for i in range(1, 13)]},
+            )
+            service.client.post(
+                "/tables/jobs/rows",
+                json={"rows": [{"id": i, "job": f"Job {i}"} for i in range(1, 184)]},
+            )
+            latencies: list[float] = []
+            inserted = [0] * clients
+            lock = threading.Lock()
+            deadline = time.monotonic() + seconds
+
+            def client(n: int) -> None:
+                with httpx.Client(base_url=service.url, timeout=60) as http:
+                    batch = 0
+                    while time.monotonic() < deadline:
+                        base = (n * 10_000_000) + batch * 1000
+                        rows = [
+                            {
+                                "id": base + i + 1,
+                                "name": "Ada Lovelace",
+                                "datetime": "2021-03-04T05:06:07Z",
+                                "department_id": 1 + i % 12,
+                                "job_id": 1 + i % 183,
+                            }
+                            for i in range(1000)
+                        ]
+                        start = time.perf_counter()
+                        answer = http.post("/tables/hired_employees/rows", json={"rows": rows})
+                        took = time.perf_counter() - start
+                        answer.raise_for_status()
+                        with lock:
+                            latencies.append(took)
+                        inserted[n] += answer.json()["inserted"]
+                        batch += 1
+
+            threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - start
+        latencies.sort()
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        return Result(
+            f"Batches: {clients} clients x 1000 rows (PostgreSQL)",
+            elapsed,
+            sum(inserted),
+            {"p50_ms": f"{statistics.median(latencies) * 1000:.0f}", "p99_ms": f"{p99 * 1000:.0f}"},
+        )
+    finally:
+        drop_pg_database(url)
+
+
+def _time_reports(service: Any, rows: int, when: str) -> list[Result]:
+    out = []
+    for report in ("hires-by-quarter", "departments-above-mean"):
+        service.client.get(f"/reports/{report}?year=2021")  # warm the cache
+        seconds = timed(lambda r=report: service.client.get(f"/reports/{r}?year=2021"))
+        out.append(Result(f"Report {report} ({rows:,} rows, PostgreSQL), {when}", seconds, 0))
+    return out
+
+
+def _reports(service: Any, rows: int, database_url: str) -> list[Result]:
+    """The reports as the load left the summary (changes not yet folded, unless a worker's
+    chore came by), the fold, the reports again, and a recount (``POST /reports/verify``)."""
+    db = Database.from_url(database_url)
+    try:
+        with db.read() as conn:
+            pending = conn.execute(select(func.count()).select_from(hire_count_changes))
+            changes = int(pending.scalar_one())
+        out = _time_reports(service, rows, f"{changes:,} change rows")
+        start = time.perf_counter()
+        fold_changes(db)
+        out.append(Result(f"Fold of {changes:,} change rows", time.perf_counter() - start, 0))
+        out += _time_reports(service, rows, "folded")
+        start = time.perf_counter()
+        answer = service.client.post("/reports/verify")
+        assert answer.json()["matches"], answer.text
+        out.append(
+            Result(f"POST /reports/verify ({rows:,} rows)", time.perf_counter() - start, rows)
+        )
+        return out
+    finally:
+        db.dispose()

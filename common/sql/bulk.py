@@ -1,0 +1,150 @@
+"""The database's own bulk paths, and id lookups that take any number of ids at once.
+
+``COPY`` on PostgreSQL, one ``executemany`` on SQLite, ``fast_executemany`` on SQL Server (whose
+row count is checked afterwards), all in the caller's transaction; ids as one array or JSON
+parameter, since SQL Server takes at most 2,100 parameters per request.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Connection,
+    Select,
+    bindparam,
+    cast,
+    column,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from common.sql.odbc_bulk import fast_insert, rows_of
+from common.sql.schema import data_tables
+
+# Up to this many possible ids per candidate, a range scan is cheaper than a list of ids.
+_DENSE_RANGE = 4
+
+
+def id_in(table: str, dialect: str) -> ColumnElement[bool]:
+    """``id IN (:ids)`` for any number of ids as one parameter (SQL Server takes at most 2,100
+    per request): an array on PostgreSQL, a JSON array on SQLite (``json_each``) and SQL Server
+    (``OPENJSON``); see :func:`ids_parameter`."""
+    ids = data_tables[table].c.id
+    if dialect == "postgresql":
+        return ids == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
+    if dialect == "mssql":
+        values = select(cast(column("value"), BigInteger)).select_from(
+            func.openjson(bindparam("ids"))
+        )
+    else:
+        values = select(column("value")).select_from(func.json_each(bindparam("ids")))
+    return ids.in_(values.scalar_subquery())
+
+
+def ids_parameter(dialect: str, ids: list[int]) -> Any:
+    """The value of ``:ids`` in :func:`id_in`."""
+    return ids if dialect == "postgresql" else orjson.dumps(ids).decode()
+
+
+def existing_ids_query(table: str, dialect: str) -> Select[Any]:
+    """``SELECT id FROM table WHERE id IN (:ids)``, the ids as one parameter."""
+    return select(data_tables[table].c.id).where(id_in(table, dialect))
+
+
+def existing_among(conn: Connection, table: str, candidates: pa.Array) -> pa.Array:
+    """Ids of ``table`` among ``candidates``, possibly with others between them: use it as a
+    ``value_set`` for the candidates, never count it."""
+    unique = pc.unique(candidates)
+    bounds = pc.min_max(unique)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if high - low < _DENSE_RANGE * len(unique):
+        # Ids in a file mostly come in runs: one range scan on the key beats a huge parameter.
+        ids = data_tables[table].c.id
+        found = conn.execute(select(ids).where(ids.between(low, high))).scalars()
+        return pa.array(list(found), pa.int64())
+    param = ids_parameter(conn.dialect.name, unique.to_pylist())
+    found = conn.execute(existing_ids_query(table, conn.dialect.name), {"ids": param}).scalars()
+    return pa.array(list(found), pa.int64())
+
+
+def _present(conn: Connection, table: str, ids: pa.Array) -> int:
+    """How many of ``ids`` (distinct) are in ``table``."""
+    unique = pc.unique(ids)
+    return int(pc.sum(pc.is_in(unique, value_set=existing_among(conn, table, unique))).as_py() or 0)
+
+
+def _copy_postgresql(conn: Connection, table_name: str, table: pa.Table) -> int:
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cur:
+        with cur.copy(
+            f"COPY {table_name} ({', '.join(table.column_names)}) FROM STDIN (FORMAT csv)"
+        ) as copy:
+            copy.write(buffer.getbuffer())
+        return int(cur.rowcount)
+
+
+def _executemany_sqlite(conn: Connection, table_name: str, table: pa.Table) -> int:
+    columns = []
+    for name in table.column_names:
+        col = table.column(name)
+        if pa.types.is_timestamp(col.type):
+            # "YYYY-MM-DD HH:MM:SS.ffffff": the text SQLAlchemy's SQLite DateTime stores.
+            col = pc.cast(col, pa.string())
+        columns.append(col.to_pylist())
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    placeholders = ", ".join("?" for _ in columns)
+    cur = driver.executemany(
+        f"INSERT INTO {table_name} ({', '.join(table.column_names)}) VALUES ({placeholders})",
+        zip(*columns, strict=True),
+    )
+    return int(cur.rowcount)
+
+
+def _fast_executemany(
+    conn: Connection, table_name: str, table: pa.Table, count: Callable[[], int] | None
+) -> int:
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        timestamps = [i for i, f in enumerate(table.schema) if pa.types.is_timestamp(f.type)]
+        fast_insert(cursor, table_name, table.column_names, rows_of(table), timestamps)
+    finally:
+        cursor.close()
+    # fast_executemany's row count is not to be trusted: count which of the rows' ids arrived
+    # (the rows' ids only: other ids in the same range may have been there before).
+    if count is not None:
+        return count()
+    return _present(conn, table_name, table.column("id").combine_chunks())
+
+
+def bulk_insert(
+    conn: Connection, table_name: str, table: pa.Table, count: Callable[[], int] | None = None
+) -> int:
+    """Insert every row of ``table`` with the dialect's bulk path; return the rows stored.
+
+    Where the driver's own count cannot be trusted (SQL Server's ``fast_executemany``), the
+    rows are counted afterwards by their ids in ``table_name``, or by ``count`` when given
+    (for a table that is not a data table)."""
+    if table.num_rows == 0:
+        return 0
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        return _copy_postgresql(conn, table_name, table)
+    if dialect == "sqlite":
+        return _executemany_sqlite(conn, table_name, table)
+    return _fast_executemany(conn, table_name, table, count)
