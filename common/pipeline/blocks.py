@@ -66,10 +66,17 @@ class _Skipping:
     preview: bytes
     newlines: int
     inside: bool  # whether a quoted field is open at ``end``
+    in_line: bool = True  # whether the bytes skipped so far end inside a line
 
-    def block(self, ended: bool) -> Block:
-        """The skipped record, ``ended`` by its newline or else by the end of the stream."""
-        lines = self.newlines + (not ended)
+    def skip(self, data: bytes | bytearray, ends: RecordEnds) -> None:
+        if data:
+            self.end += len(data)
+            self.newlines += data.count(b"\n")
+            self.inside = ends.open_after(data, self.inside)
+            self.in_line = not data.endswith(b"\n")
+
+    def block(self) -> Block:
+        lines = self.newlines + self.in_line
         return Block(self.offset, self.end, self.preview, lines, oversized=True)
 
 
@@ -93,13 +100,10 @@ def line_blocks(
         chunk = piece
         if skipping is not None:
             end = ends.first(chunk, 0, skipping.inside)
-            seen = chunk if end < 0 else chunk[: end + 1]
-            skipping.end += len(seen)
-            skipping.newlines += seen.count(b"\n")
+            skipping.skip(chunk if end < 0 else chunk[: end + 1], ends)
             if end < 0:
-                skipping.inside = ends.open_after(chunk, skipping.inside)
                 continue
-            yield skipping.block(ended=True)
+            yield skipping.block()
             offset, skipping = skipping.end, None
             chunk = chunk[end + 1 :]
         buf += chunk
@@ -112,16 +116,11 @@ def line_blocks(
             offset += cut + 1
             del buf[: cut + 1]
         if len(buf) > MAX_LINE_BYTES and ends.first(buf) < 0:
-            skipping = _Skipping(
-                offset,
-                offset + len(buf),
-                bytes(buf[:_PREVIEW_BYTES]),
-                buf.count(b"\n"),
-                ends.open_after(buf, False),
-            )
+            skipping = _Skipping(offset, offset, bytes(buf[:_PREVIEW_BYTES]), 0, False)
+            skipping.skip(buf, ends)
             buf.clear()
     if skipping is not None:
-        yield skipping.block(ended=False)
+        yield skipping.block()
         return
     while buf.count(b"\n") > max_lines:
         cut = _cut(buf, block_bytes, max_lines, ends)
