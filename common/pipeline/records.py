@@ -10,6 +10,7 @@ newline search costs.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 Bytes = bytes | bytearray
 _NL = b"\n"
 _QUOTE = b'"'
+_LINE_BREAK = pa.scalar("\n", pa.large_string())
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,8 @@ def join_records(
     starts = pc.equal(pa.concat_arrays([pa.array([0], open_after.type), open_after[:-1]]), 0)
     if pc.all(starts).as_py():
         return lines, numbers, bad
-    record_of_line = pc.subtract(pc.cumulative_sum(pc.cast(starts, pa.int64())), 1).to_pylist()
-    texts: list[str] = []
-    for record, line in zip(record_of_line, lines.to_pylist(), strict=True):
-        if record == len(texts):
-            texts.append(line)
-        else:
-            texts[record] += "\n" + line
-    records = pa.array(texts, pa.large_string())
-    return records, numbers.filter(starts), sorted({record_of_line[i] for i in bad})
+    first = pc.indices_nonzero(starts)
+    offsets = pa.concat_arrays([pc.cast(first, pa.int32()), pa.array([len(lines)], pa.int32())])
+    records = pc.binary_join(pa.ListArray.from_arrays(offsets, lines), _LINE_BREAK)
+    first_of = first.to_pylist()
+    return records, numbers.filter(starts), sorted({bisect_right(first_of, i) - 1 for i in bad})
