@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -113,6 +112,26 @@ def _split_quoted(spec: TableSpec, line_no: int, line: str) -> list[str] | Rejec
     return rows[0]
 
 
+def _split_all_quoted(
+    spec: TableSpec, numbers: list[int], texts: list[str]
+) -> list[list[str] | Rejection]:
+    """Fields of each line with quotes, or its rejection; one pass of ``csv`` for them all
+    unless one of them is broken."""
+    try:
+        rows = list(csv.reader(texts, strict=True))
+    except csv.Error:
+        rows = []
+    # A line holds at most one record (a newline outside quotes is an error), and one that
+    # leaves a quoted field open runs on into the next: one row per line means none did.
+    if len(rows) != len(texts):
+        return [_split_quoted(spec, n, t) for n, t in zip(numbers, texts, strict=True)]
+    width = len(spec.columns)
+    return [
+        row if len(row) == width else _reject(spec, n, t, "field_count", detail=len(row))
+        for n, t, row in zip(numbers, texts, rows, strict=True)
+    ]
+
+
 def parse_block(
     data: bytes,
     first_line: int,
@@ -179,20 +198,19 @@ def parse_block(
     )
     quoted_ok = pc.and_not(quoted, bad)
     if pc.any(quoted_ok).as_py():
-        _add_quoted_lines(result, lines, numbers, _true_indexes(quoted_ok), spec)
+        _add_quoted_lines(result, lines.filter(quoted_ok), numbers.filter(quoted_ok), spec)
     return result
 
 
-def _add_quoted_lines(
-    rows: RawRows, lines: pa.Array, numbers: pa.Array, indexes: Iterable[int], spec: TableSpec
-) -> None:
+def _add_quoted_lines(rows: RawRows, lines: pa.Array, numbers: pa.Array, spec: TableSpec) -> None:
+    """Split ``lines`` (holding quotes; ``numbers`` are their line numbers) into ``rows``."""
     extra_lines: list[int] = []
     extra_raw: list[str] = []
     extra_fields: list[list[str]] = []
-    for i in indexes:
-        text = lines[i].as_py()
-        number = numbers[i].as_py()
-        parsed = _split_quoted(spec, number, text)
+    line_numbers, texts = numbers.to_pylist(), lines.to_pylist()
+    for number, text, parsed in zip(
+        line_numbers, texts, _split_all_quoted(spec, line_numbers, texts), strict=True
+    ):
         if isinstance(parsed, Rejection):
             rows.rejected.append(parsed)
             continue
@@ -216,12 +234,6 @@ def _add_quoted_lines(
     rows.line = order_table.column("line").combine_chunks()
     rows.raw = order_table.column("raw").combine_chunks()
     rows.fields = {name: order_table.column(name).combine_chunks() for name in spec.column_names}
-
-
-def _true_indexes(mask: pa.Array) -> list[int]:
-    if not pc.any(mask).as_py():
-        return []
-    return [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
 
 
 def skip_leading(rows: RawRows, count: int) -> RawRows:
