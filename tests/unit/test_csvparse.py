@@ -115,6 +115,17 @@ def test_broken_quoting_rejects_that_line_and_not_the_ones_after_it() -> None:
     assert rejected_rules(parsed) == {2: ["quoting"], 4: ["quoting"]}
 
 
+def test_a_quote_left_open_does_not_run_on_into_the_next_line_with_quotes() -> None:
+    # Given a line whose quoted field is never closed, then lines whose quotes close it
+    data = b'1,"Sales\n2,Legal"\n3,"Support"\n'
+
+    parsed = parse_block(data, 1, DEPARTMENTS, at_file_start=True)
+
+    # Then only the open line is rejected; a quote inside an unquoted field is a character
+    assert rows_of(parsed) == [(2, ["2", 'Legal"']), (3, ["3", "Support"])]
+    assert rejected_rules(parsed) == {1: ["quoting"]}
+
+
 def test_blank_lines_are_rejected_with_their_line_number() -> None:
     data = b"1,Sales\n\n   \n2,Legal\n"
 
