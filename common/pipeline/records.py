@@ -4,8 +4,8 @@ Without ``allow_quoted_newlines`` every newline ends a record. With it, a newlin
 only when the bytes before it, counted from a record's start, hold an even number of double
 quotes: in RFC 4180 a quote opens or closes a quoted field and a quote inside one is doubled
 (``""``), so an odd count means a quoted field is still open. Every scan is a handful of C-level
-``find``/``count`` calls that jump from quote to quote; bytes without quotes cost what a plain
-newline search costs.
+``find``/``count`` calls that jump from quote to quote; bytes without quotes cost a newline
+search and one count of quotes.
 """
 
 from __future__ import annotations
