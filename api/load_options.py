@@ -54,7 +54,7 @@ def load_options(
         bool,
         Query(
             description="Quoted fields may span lines (RFC 4180); a rejection's line is its "
-            "record's first line. The file is loaded as one part."
+            "record's first line, and line numbers still count every line."
         ),
     ] = False,
 ) -> LoadOptions:

@@ -32,6 +32,7 @@ class Receiving:
     uploads: UploadFiles
     part_bytes: int  # files larger than this are cut into parts for parallel workers
     chunk_bytes: int  # bytes written to the blob store at once
+    quoted_newlines: bool = False  # parts are cut only outside quoted fields
 
 
 @dataclass
@@ -47,7 +48,7 @@ class UploadSink:
     _buffer: bytearray = field(default_factory=bytearray, init=False)
 
     def __post_init__(self) -> None:
-        self.cutter = PartCutter(self.receiving.part_bytes)
+        self.cutter = PartCutter(self.receiving.part_bytes, self.receiving.quoted_newlines)
 
     @property
     def blob_name(self) -> str:

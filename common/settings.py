@@ -70,7 +70,7 @@ class Settings(BaseSettings):
         default=2 * 1024 * 1024,
         ge=1024,
         validation_alias=AliasChoices("BLOCK_BYTES", "block_bytes", "CHUNK_BYTES"),
-        description="A block: whole lines of about this many bytes, validated and committed in "
+        description="A block: whole records of about this many bytes, validated and committed in "
         "one transaction.",
     )
     part_bytes: int = Field(

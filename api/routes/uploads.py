@@ -55,9 +55,6 @@ _MANY_FILES_BODY: dict[str, Any] = {
     }
 }
 
-# A part size no file reaches: the whole file is one part.
-ONE_PART = 2**62
-
 Force = Annotated[
     bool, Query(description="Load the file even if identical content was loaded before.")
 ]
@@ -77,12 +74,11 @@ def _body(request: Request, services: Services) -> AsyncIterator[bytes]:
 
 
 def _receiving(services: Services, options: LoadOptions) -> Receiving:
-    # A record may span lines when quoted newlines are allowed: such a file is not cut.
-    part_bytes = services.settings.part_bytes
     return Receiving(
         services.uploads,
-        ONE_PART if options.allow_quoted_newlines else part_bytes,
+        services.settings.part_bytes,
         services.settings.blob_chunk_bytes,
+        quoted_newlines=options.allow_quoted_newlines,
     )
 
 

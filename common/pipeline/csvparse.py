@@ -1,16 +1,17 @@
-"""Split a block of CSV bytes into rows of text fields, one physical line per row.
+"""Split a block of CSV bytes into rows of text fields, one record per row.
 
-Each line is one record, so that a line number in an error is the line an editor shows and a
-file can be cut into parts at any newline. Lines without a double quote are split on commas by
-Arrow kernels; the few lines with quotes go through the standard ``csv`` module. A quoted field
-that would run past the end of its line is a quoting error on that line.
+By default each physical line is one record, so that a line number in an error is the line an
+editor shows and a file can be cut into parts at any newline; a quoted field that would run past
+the end of its line is a quoting error on that line. With ``allow_quoted_newlines`` a quoted
+field may span lines: the lines of a record are joined (see :mod:`common.pipeline.records`) and
+the record carries its first line's number. Records without a double quote are split on commas
+by Arrow kernels; the few with quotes go through the standard ``csv`` module.
 """
 
 from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +20,7 @@ from common.errors import NotText
 from common.model.catalog import TableSpec
 from common.model.rows import FieldError, RawRows, Rejection
 from common.model.rules import ROW, broken
+from common.pipeline.records import join_records
 
 BOM = "\ufeff"
 _SNIFF_BYTES = 64 * 1024
@@ -73,6 +75,12 @@ def _decode_lines(data: bytes) -> tuple[list[str], list[int]]:
 
 def split_lines(data: bytes, at_file_start: bool) -> tuple[pa.Array, list[int]]:
     """The lines of ``data`` (without LF/CRLF) and the indexes of lines that are not UTF-8."""
+    lines, bad = _lines_with_cr(data, at_file_start)
+    return pc.utf8_rtrim(lines, characters="\r"), bad
+
+
+def _lines_with_cr(data: bytes, at_file_start: bool) -> tuple[pa.Array, list[int]]:
+    """The lines of ``data`` without their LF, and the indexes of lines that are not UTF-8."""
     bad: list[int] = []
     try:
         text = data.decode("utf-8")
@@ -86,7 +94,7 @@ def split_lines(data: bytes, at_file_start: bool) -> tuple[pa.Array, list[int]]:
         lines = pa.concat_arrays(
             [pa.array([lines[0].as_py()[1:]], pa.large_string()), lines.slice(1)]
         )
-    return pc.utf8_rtrim(lines, characters="\r"), bad
+    return lines, bad
 
 
 def _split_quoted(spec: TableSpec, line_no: int, line: str) -> list[str] | Rejection:
@@ -104,14 +112,44 @@ def _split_quoted(spec: TableSpec, line_no: int, line: str) -> list[str] | Rejec
     return rows[0]
 
 
-def parse_block(data: bytes, first_line: int, spec: TableSpec, at_file_start: bool) -> RawRows:
-    """Parse ``data`` (whole lines) whose first line is line number ``first_line`` of the file."""
+def _split_all_quoted(
+    spec: TableSpec, numbers: list[int], texts: list[str]
+) -> list[list[str] | Rejection]:
+    """Fields of each line with quotes, or its rejection; one pass of ``csv`` for them all
+    unless one of them is broken."""
+    try:
+        rows = list(csv.reader(texts, strict=True))
+    except csv.Error:
+        rows = []
+    # A line holds at most one record (a newline outside quotes is an error), and one that
+    # leaves a quoted field open runs on into the next: one row per line means none did.
+    if len(rows) != len(texts):
+        return [_split_quoted(spec, n, t) for n, t in zip(numbers, texts, strict=True)]
+    width = len(spec.columns)
+    return [
+        row if len(row) == width else _reject(spec, n, t, "field_count", detail=len(row))
+        for n, t, row in zip(numbers, texts, rows, strict=True)
+    ]
+
+
+def parse_block(
+    data: bytes,
+    first_line: int,
+    spec: TableSpec,
+    at_file_start: bool,
+    quoted_newlines: bool = False,
+) -> RawRows:
+    """Parse ``data`` (whole records) whose first line is line number ``first_line`` of the
+    file; with ``quoted_newlines`` a quoted field may span lines."""
     if not data:  # no line at all (an empty file), not one empty line
         return RawRows.empty(spec.column_names)
-    lines, undecodable = split_lines(data, at_file_start)
+    lines, undecodable = _lines_with_cr(data, at_file_start)
+    numbers = pa.array(range(first_line, first_line + len(lines)), pa.int64())
+    if quoted_newlines and b'"' in data:
+        lines, numbers, undecodable = join_records(lines, numbers, undecodable)
+    lines = pc.utf8_rtrim(lines, characters="\r")
     width = len(spec.columns)
     count = len(lines)
-    numbers = pa.array(range(first_line, first_line + count), pa.int64())
     rejected: list[Rejection] = []
 
     bad = pa.array([False] * count) if count else pa.array([], pa.bool_())
@@ -119,7 +157,7 @@ def parse_block(data: bytes, first_line: int, spec: TableSpec, at_file_start: bo
         mask = [False] * count
         for i in undecodable:
             mask[i] = True
-            rejected.append(_reject(spec, first_line + i, lines[i].as_py(), "encoding"))
+            rejected.append(_reject(spec, numbers[i].as_py(), lines[i].as_py(), "encoding"))
         bad = pa.array(mask)
 
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
@@ -160,23 +198,23 @@ def parse_block(data: bytes, first_line: int, spec: TableSpec, at_file_start: bo
     )
     quoted_ok = pc.and_not(quoted, bad)
     if pc.any(quoted_ok).as_py():
-        _add_quoted_lines(result, lines, _true_indexes(quoted_ok), first_line, spec)
+        _add_quoted_lines(result, lines.filter(quoted_ok), numbers.filter(quoted_ok), spec)
     return result
 
 
-def _add_quoted_lines(
-    rows: RawRows, lines: pa.Array, indexes: Iterable[int], first_line: int, spec: TableSpec
-) -> None:
+def _add_quoted_lines(rows: RawRows, lines: pa.Array, numbers: pa.Array, spec: TableSpec) -> None:
+    """Split ``lines`` (holding quotes; ``numbers`` are their line numbers) into ``rows``."""
     extra_lines: list[int] = []
     extra_raw: list[str] = []
     extra_fields: list[list[str]] = []
-    for i in indexes:
-        text = lines[i].as_py()
-        parsed = _split_quoted(spec, first_line + i, text)
+    line_numbers, texts = numbers.to_pylist(), lines.to_pylist()
+    for number, text, parsed in zip(
+        line_numbers, texts, _split_all_quoted(spec, line_numbers, texts), strict=True
+    ):
         if isinstance(parsed, Rejection):
             rows.rejected.append(parsed)
             continue
-        extra_lines.append(first_line + i)
+        extra_lines.append(number)
         extra_raw.append(text)
         extra_fields.append(parsed)
     if not extra_lines:
@@ -196,12 +234,6 @@ def _add_quoted_lines(
     rows.line = order_table.column("line").combine_chunks()
     rows.raw = order_table.column("raw").combine_chunks()
     rows.fields = {name: order_table.column(name).combine_chunks() for name in spec.column_names}
-
-
-def _true_indexes(mask: pa.Array) -> list[int]:
-    if not pc.any(mask).as_py():
-        return []
-    return [int(i) for i in pc.indices_nonzero(mask).to_pylist()]
 
 
 def skip_leading(rows: RawRows, count: int) -> RawRows:

@@ -1,21 +1,25 @@
-"""Watches an upload stream go by: size, SHA-256, and where to cut it into parts at newlines."""
+"""Watches an upload stream go by: size, SHA-256, and where to cut it into parts at record
+ends (newlines; with ``allow_quoted_newlines``, newlines outside quoted fields)."""
 
 from __future__ import annotations
 
 import hashlib
 
 from common.model.jobs import PartPlan
+from common.pipeline.records import RecordEnds
 
 
 class PartCutter:
     """Feed it the bytes of a file in order; it hashes them and cuts parts of about
-    ``part_bytes`` each, at newlines."""
+    ``part_bytes`` each, at record ends."""
 
-    def __init__(self, part_bytes: int) -> None:
+    def __init__(self, part_bytes: int, quoted_newlines: bool = False) -> None:
         self._part_bytes = part_bytes
+        self._ends = RecordEnds(quoted_newlines)
         self._sha = hashlib.sha256()
         self.size = 0
         self._lines = 0  # newlines seen so far
+        self._inside = False  # whether a quoted field is open after the bytes seen so far
         self._part_start = 0
         self._part_first_line = 1
         self._parts: list[PartPlan] = []
@@ -25,7 +29,9 @@ class PartCutter:
         start = self.size
         cut_from = self._part_start + self._part_bytes
         while cut_from < start + len(data):
-            newline = data.find(b"\n", max(0, cut_from - start))
+            at = max(0, cut_from - start)
+            inside = self._ends.open_after(data, self._inside, stop=at)
+            newline = self._ends.first(data, at, inside)
             if newline < 0:
                 break
             cut = start + newline + 1
@@ -36,6 +42,7 @@ class PartCutter:
             self._part_first_line = lines_before + 1
             cut_from = cut + self._part_bytes
         self._lines += data.count(b"\n")
+        self._inside = self._ends.open_after(data, self._inside)
         self.size += len(data)
 
     @property

@@ -24,6 +24,9 @@ _ISO_WITH_ZONE = (
     r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 )
 _ISO_WITHOUT_ZONE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?$"
+# Every control character: C0, DEL, C1; the other one lets LF and CRLF through.
+_CONTROL = r"\p{Cc}"
+_CONTROL_BUT_LINE_BREAK = r"[\x00-\x09\x0b\x0c\x0e-\x1f\x7f-\x{9f}]|\r([^\n]|$)"
 UTC_TIMESTAMP = pa.timestamp("us", tz="UTC")
 STORED_TIMESTAMP = pa.timestamp("us")
 _EARLIEST = pa.scalar(datetime.min.replace(tzinfo=UTC), UTC_TIMESTAMP)
@@ -54,10 +57,12 @@ def _id_column(col: _Column, text: pa.Array) -> pa.Array:
     return pc.cast(safe, pa.int64())
 
 
-def _text_column(col: _Column, text: pa.Array) -> pa.Array:
+def _text_column(col: _Column, text: pa.Array, line_breaks: bool) -> pa.Array:
     col.check(pc.greater(pc.utf8_length(text), MAX_TEXT_LENGTH), "too_long")
-    # every control character: C0, DEL, C1
-    col.check(pc.match_substring_regex(text, r"\p{Cc}"), "invalid_character")
+    col.check(
+        pc.match_substring_regex(text, _CONTROL_BUT_LINE_BREAK if line_breaks else _CONTROL),
+        "invalid_character",
+    )
     return text
 
 
@@ -92,8 +97,12 @@ def _parse_one_by_one(text: pa.Array) -> pa.Array:
     return pa.array(out, UTC_TIMESTAMP)
 
 
-def validate(spec: TableSpec, rows: RawRows) -> ValidRows:
-    """Apply the rules that need no database; keep good rows typed, explain the bad ones."""
+def validate(spec: TableSpec, rows: RawRows, line_breaks: bool = False) -> ValidRows:
+    """Apply the rules that need no database; keep good rows typed, explain the bad ones.
+
+    ``line_breaks`` lets text hold LF and CRLF, which only a quoted field spanning lines can
+    (``allow_quoted_newlines``).
+    """
     size = len(rows)
     checked: dict[str, _Column] = {}
     typed: dict[str, pa.Array] = {}
@@ -104,7 +113,7 @@ def validate(spec: TableSpec, rows: RawRows) -> ValidRows:
         if column.kind in (Kind.ID, Kind.REF):
             typed[column.name] = _id_column(col, text)
         elif column.kind is Kind.TEXT:
-            typed[column.name] = _text_column(col, text)
+            typed[column.name] = _text_column(col, text, line_breaks)
         else:
             typed[column.name] = _datetime_column(col, text)
         checked[column.name] = col

@@ -13,6 +13,7 @@ from common.errors import Delivery, IngestError
 from common.model.catalog import TableSpec, table_spec
 from common.model.jobs import Busy, Job, JobStatus, Part, PartStatus, Progress
 from common.model.messages import JobMessage
+from common.model.options import LoadOptions
 from common.model.outcomes import Done, Outcome, WaitUntil
 from common.model.rows import RawRows, Rejection, ValidRows
 from common.model.rules import ROW, broken, looks_like_header
@@ -160,7 +161,7 @@ class PartIngestor:
         log.info("part started", offset=offset, line=line, end=part.end_offset)
         if offset >= part.end_offset:
             empty = Block(offset, offset, b"", 0)
-            self._commit(job, spec, part, empty, line, _validated(spec, empty, line))
+            self._commit(job, spec, part, empty, line, _validated(spec, empty, line, job.options))
             return
         with prefetched(self._validated_blocks(job, spec, offset, line, part.end_offset)) as blocks:
             for block, first_line, rows in blocks:
@@ -178,9 +179,11 @@ class PartIngestor:
             yield from retried_blocks(self.jobs, self.rejections, job, spec, offset, end)
             return
         chunks = self.uploads.read_range(job.blob_name, offset, end, self.settings.read_bytes)
-        skip = job.options.skip_leading_rows
-        for block in line_blocks(chunks, offset, self.settings.block_bytes):
-            yield block, line, _validated(spec, block, line, skip)
+        quoted_newlines = job.options.allow_quoted_newlines
+        for block in line_blocks(
+            chunks, offset, self.settings.block_bytes, quoted_newlines=quoted_newlines
+        ):
+            yield block, line, _validated(spec, block, line, job.options)
             line += block.lines
 
     def _commit(
@@ -232,14 +235,17 @@ class PartIngestor:
             self.publisher.publish(self.jobs.get(job.job_id))  # the rest of its upload fails too
 
 
-def _validated(spec: TableSpec, block: Block, line: int, skip: int = 0) -> ValidRows:
+def _validated(spec: TableSpec, block: Block, line: int, options: LoadOptions) -> ValidRows:
+    quoted_newlines = options.allow_quoted_newlines
     if block.oversized:
         raw = block.data.decode("utf-8", errors="backslashreplace")
         rejection = Rejection(
             line, raw, (broken(spec, ROW, "line_too_long", detail=block.end - block.offset),)
         )
-        rows = RawRows.empty(spec.column_names)
-        rows.rejected.append(rejection)
-        return validate(spec, skip_leading(rows, skip))
-    parsed = parse_block(block.data, line, spec, at_file_start=block.offset == 0)
-    return validate(spec, skip_leading(parsed, skip))
+        parsed = RawRows.empty(spec.column_names)
+        parsed.rejected.append(rejection)
+    else:
+        parsed = parse_block(
+            block.data, line, spec, at_file_start=block.offset == 0, quoted_newlines=quoted_newlines
+        )
+    return validate(spec, skip_leading(parsed, options.skip_leading_rows), quoted_newlines)

@@ -17,7 +17,7 @@ from common.sql.schema import staging_tables
 from common.usecases.publish import Publisher
 from common.usecases.retention import Retention, RetentionPolicy
 from tests.support.faults import HookedParts
-from tests.support.flow import api_client, drain, service_set, table_ids
+from tests.support.flow import api_client, drain, service_set, table_ids, table_rows
 from worker.main import build_consumer
 
 # About 60 bytes a line: 40 lines make a file of three parts.
@@ -286,6 +286,75 @@ def test_leading_rows_are_skipped_and_line_numbers_still_count_them(
     assert (job["rows_read"], job["rows_inserted"], job["rows_rejected"]) == (2, 1, 1)
     assert rejected_rules(client, job["job_id"]) == {4: ["id:not_integer"]}
     assert job["warnings"] == []
+
+
+# --- quoted newlines ------------------------------------------------------------------------
+
+
+def quoted_name(i: int) -> tuple[str, str]:
+    """A department's field as written in the file, and the name it stands for."""
+    return [
+        (
+            f'"Department {i}\nwhose name goes on\non more lines than one"',
+            f"Department {i}\nwhose name goes on\non more lines than one",
+        ),
+        (f'"Department {i}\r\nwritten on Windows"', f"Department {i}\r\nwritten on Windows"),
+        (
+            f'"Department ""{i}""\n\nafter an empty line"',
+            f'Department "{i}"\n\nafter an empty line',
+        ),
+        (
+            f"Department {i} of a catalogue with rather long names",
+            f"Department {i} of a catalogue with rather long names",
+        ),
+    ][i % 4]
+
+
+def test_quoted_fields_spanning_lines_load_in_parallel_parts_with_first_line_numbers(
+    client: TestClient, services: Services
+) -> None:
+    # Given a file of records whose quoted names span lines (LF, CRLF, doubled quotes, an
+    # empty line), with a bad id in the middle and a quote left open at the very end
+    records = [f"{i},{quoted_name(i)[0]}" for i in range(1, 61)]
+    records.insert(30, 'x,"Bad id\non a record of two lines"')
+    records.append('99,"Never closed\n100,Lost')
+    data = body(*records)
+    first_lines = [1]
+    for record in records[:-1]:
+        first_lines.append(first_lines[-1] + record.count("\n") + 1)
+
+    # When it is uploaded with quoted newlines allowed
+    job = load(client, services, "departments", data, allow_quoted_newlines="true")
+
+    # Then it was cut into several parts, and every record loaded whole with its line breaks
+    assert job["parts"] > 2
+    assert (job["status"], job["rows_read"], job["rows_inserted"], job["rows_rejected"]) == (
+        "succeeded",
+        62,
+        60,
+        2,
+    )
+    assert job["options"] == {"allow_quoted_newlines": True}
+    rows = {row["id"]: row["department"] for row in table_rows(services, "departments")}
+    assert rows == {i: quoted_name(i)[1] for i in range(1, 61)}
+    # And each rejection carries its record's first line and the whole record
+    assert rejected_rules(client, job["job_id"]) == {
+        first_lines[30]: ["id:not_integer"],
+        first_lines[-1]: ["row:quoting"],
+    }
+    page = client.get(f"/jobs/{job['job_id']}/rejected-rows").json()
+    assert [r["raw"] for r in page["items"]] == [records[30], records[-1]]
+
+
+def test_without_quoted_newlines_a_quote_unbalanced_line_is_rejected_on_its_own(
+    client: TestClient, services: Services
+) -> None:
+    data = body("1,Sales", '2,"Legal', 'and Compliance"', "3,Support")
+
+    job = load(client, services, "departments", data)
+
+    assert rejected_rules(client, job["job_id"]) == {2: ["row:quoting"], 3: ["row:field_count"]}
+    assert table_ids(services, "departments") == [1, 3]
 
 
 # --- several files at once ------------------------------------------------------------------

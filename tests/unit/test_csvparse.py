@@ -115,6 +115,17 @@ def test_broken_quoting_rejects_that_line_and_not_the_ones_after_it() -> None:
     assert rejected_rules(parsed) == {2: ["quoting"], 4: ["quoting"]}
 
 
+def test_a_quote_left_open_does_not_run_on_into_the_next_line_with_quotes() -> None:
+    # Given a line whose quoted field is never closed, then lines whose quotes close it
+    data = b'1,"Sales\n2,Legal"\n3,"Support"\n'
+
+    parsed = parse_block(data, 1, DEPARTMENTS, at_file_start=True)
+
+    # Then only the open line is rejected; a quote inside an unquoted field is a character
+    assert rows_of(parsed) == [(2, ["2", 'Legal"']), (3, ["3", "Support"])]
+    assert rejected_rules(parsed) == {1: ["quoting"]}
+
+
 def test_blank_lines_are_rejected_with_their_line_number() -> None:
     data = b"1,Sales\n\n   \n2,Legal\n"
 
@@ -186,3 +197,69 @@ def test_the_share_of_bad_bytes_decides_and_only_the_head_is_read() -> None:
         check_is_text(text + b"\x01" * (len(text) // 2 + 1))
     # Bytes past the first 64 KiB are not looked at.
     check_is_text(b"1,Sales\n" * 9000 + b"\x00" * 100_000)
+
+
+# --- with quoted newlines allowed -----------------------------------------------------------
+
+
+def parse_quoted(data: bytes, first_line: int = 1) -> RawRows:
+    return parse_block(data, first_line, DEPARTMENTS, first_line == 1, quoted_newlines=True)
+
+
+def test_a_quoted_field_spanning_lines_is_one_row_numbered_by_its_first_line() -> None:
+    # Given a block from line 10 whose second record's quoted field spans three lines
+    data = b'1,Sales\n2,"Legal\nand\nCompliance"\n3,Support\n'
+
+    # When it is parsed with quoted newlines allowed
+    parsed = parse_quoted(data, 10)
+
+    # Then that record is one row on its first line, and the next row keeps counting lines
+    assert rows_of(parsed) == [
+        (10, ["1", "Sales"]),
+        (11, ["2", "Legal\nand\nCompliance"]),
+        (14, ["3", "Support"]),
+    ]
+    assert parsed.raw.to_pylist()[1] == '2,"Legal\nand\nCompliance"'
+    assert parsed.rejected == []
+
+
+def test_a_crlf_inside_quotes_is_kept_and_the_record_end_is_not() -> None:
+    parsed = parse_quoted(b'1,"Legal\r\nTeam"\r\n2,Sales\r\n')
+
+    assert rows_of(parsed) == [(1, ["1", "Legal\r\nTeam"]), (3, ["2", "Sales"])]
+
+
+def test_doubled_quotes_in_a_field_spanning_lines_are_one_quote() -> None:
+    parsed = parse_quoted(b'1,"The ""Legal""\nteam, ""EMEA"""\n2,B\n')
+
+    assert rows_of(parsed) == [(1, ["1", 'The "Legal"\nteam, "EMEA"']), (3, ["2", "B"])]
+
+
+def test_an_unterminated_quote_at_the_end_is_rejected_on_its_first_line() -> None:
+    # Given a quote opened on line 2 and never closed
+    data = b'1,Sales\n2,"Legal\n3,Support\n4,Train'
+
+    parsed = parse_quoted(data)
+
+    # Then the rest of the block is one record, rejected for its quoting on line 2
+    assert rows_of(parsed) == [(1, ["1", "Sales"])]
+    assert rejected_rules(parsed) == {2: ["quoting"]}
+    assert parsed.rejected[0].raw == '2,"Legal\n3,Support\n4,Train'
+
+
+def test_a_record_with_a_bad_line_is_rejected_whole_on_its_first_line() -> None:
+    data = b'1,Sales\n2,"Caf\xe9\nLegal"\n3,Support\n4,"Too\nmany",fields\n'
+
+    parsed = parse_quoted(data, 5)
+
+    assert rows_of(parsed) == [(5, ["1", "Sales"]), (8, ["3", "Support"])]
+    assert rejected_rules(parsed) == {6: ["encoding"], 9: ["field_count"]}
+
+
+def test_the_same_lines_without_the_option_are_rejected_one_by_one() -> None:
+    data = b'1,Sales\n2,"Legal\nand Compliance"\n3,Support\n'
+
+    parsed = parse_block(data, 1, DEPARTMENTS, at_file_start=True)
+
+    assert rows_of(parsed) == [(1, ["1", "Sales"]), (4, ["3", "Support"])]
+    assert rejected_rules(parsed) == {2: ["quoting"], 3: ["field_count"]}

@@ -105,3 +105,67 @@ def test_a_line_longer_than_a_part_stays_in_one_part() -> None:
     parts = plan(data, 1024, chunked(data, random.Random(5), 100)).parts()
 
     assert parts == [PartPlan(0, len(data) - 4, 1), PartPlan(len(data) - 4, len(data), 3)]
+
+
+# --- with quoted newlines allowed -----------------------------------------------------------
+
+
+def record_ends(data: bytes) -> list[int]:
+    """Independent reference: the offset after every newline outside a quoted field."""
+    ends, inside = [], False
+    for i, byte in enumerate(data):
+        if byte == ord('"'):
+            inside = not inside
+        elif byte == ord("\n") and not inside:
+            ends.append(i + 1)
+    return ends
+
+
+def quoted_file(rng: random.Random, records: int) -> bytes:
+    fields = ["plain", '"a, b"', '"say ""hi"""', '"two\nlines"', '"crlf\r\nhere"', '"\n\n\n"']
+    return b"".join(
+        f"{n},{rng.choice(fields)}{'y' * rng.choice([0, 40, 300])}".encode()
+        + rng.choice([b"\n", b"\r\n"])
+        for n in range(records)
+    )
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_with_quoted_newlines_parts_are_cut_only_where_a_record_ends(seed: int) -> None:
+    # Given a file whose quoted fields span lines, fed in random chunk sizes
+    rng = random.Random(seed)
+    data = quoted_file(rng, rng.randint(50, 600))
+    part_bytes = rng.choice([1024, 2000, 4096])
+
+    # When the upload is planned with quoted newlines allowed
+    cutter = PartCutter(part_bytes, quoted_newlines=True)
+    for chunk in chunked(data, rng, rng.choice([1, 7, 300, 5000])):
+        cutter.feed(chunk)
+
+    # Then each cut is the first record end at or after the part size
+    ends = record_ends(data)
+    parts = cutter.parts()
+    assert parts[0].start == 0 and parts[-1].end == len(data)
+    for before, after in itertools.pairwise(parts):
+        assert before.end == after.start
+        assert before.end == min(e for e in ends if e > before.start + part_bytes)
+    # And each part's first line number is the physical line its first byte is on
+    for part in parts:
+        assert part.first_line == data[: part.start].count(b"\n") + 1
+    assert len(parts) > 1
+
+
+def test_a_record_spanning_the_part_size_stays_in_one_part() -> None:
+    # Given a record whose quoted field spans 1000 lines, past the part size
+    data = b'1,"' + b"a\n" * 1000 + b'"\n2,b\n'
+
+    # When the upload is planned with quoted newlines allowed
+    cutter = PartCutter(1024, quoted_newlines=True)
+    for chunk in chunked(data, random.Random(6), 100):
+        cutter.feed(chunk)
+
+    # Then the first part ends with the record, and the next starts on the line after it
+    assert cutter.parts() == [
+        PartPlan(0, len(data) - 4, 1),
+        PartPlan(len(data) - 4, len(data), 1002),
+    ]

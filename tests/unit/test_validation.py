@@ -105,6 +105,32 @@ def test_text_with_a_control_character_is_rejected(control: str) -> None:
     assert broken(result) == {1: [("name", "invalid_character")]}
 
 
+@pytest.mark.parametrize("control", ["\x00", "\t", "\r", "\x7f", "\x85"])
+def test_with_quoted_newlines_other_control_characters_are_still_rejected(control: str) -> None:
+    data = hired_line(name=f'"Ada{control}Lovelace"').encode()
+
+    result = validate(HIRED, parse_block(data, 1, HIRED, True, quoted_newlines=True), True)
+
+    assert broken(result) == {1: [("name", "invalid_character")]}
+
+
+@pytest.mark.parametrize("line_break", ["\n", "\r\n"])
+def test_a_line_break_in_a_quoted_field_is_kept_only_with_quoted_newlines(line_break: str) -> None:
+    # Given a name whose quoted field spans two lines, then a good row
+    data = (hired_line(name=f'"Ada{line_break}Lovelace"') + hired_line(id="8")).encode()
+
+    # When it is validated with quoted newlines allowed, and without
+    allowed = validate(HIRED, parse_block(data, 1, HIRED, True, quoted_newlines=True), True)
+    refused = check(data)
+
+    # Then with the option the name keeps its line break and the next row is on line 3
+    assert broken(allowed) == {}
+    assert allowed.table.column("name").to_pylist() == [f"Ada{line_break}Lovelace", "Ada Lovelace"]
+    assert allowed.table.column("line").to_pylist() == [1, 3]
+    # And without it both halves of the record are rejected on their own lines
+    assert set(broken(refused)) == {1, 2}
+
+
 def test_letters_joiners_and_marks_are_not_control_characters() -> None:
     name = "Zo\u00eb \U0001f469\u200d\U0001f4bb e\u0301 \u00a0\u674e"
     result = check(hired_line(name=name), spec=HIRED)
