@@ -89,9 +89,14 @@ def retry_rejected(
 
 
 def _kept_options(options: LoadOptions) -> LoadOptions:
-    """What still makes sense for the rejected rows alone: all or nothing, and a dry run. A
-    write mode, thresholds and leading rows were about the whole file."""
-    return LoadOptions(atomic=options.atomic, dry_run=options.dry_run)
+    """What still makes sense for the rejected rows alone: all or nothing, a dry run, and
+    records that span lines. A write mode, thresholds and leading rows were about the whole
+    file."""
+    return LoadOptions(
+        atomic=options.atomic,
+        dry_run=options.dry_run,
+        allow_quoted_newlines=options.allow_quoted_newlines,
+    )
 
 
 def retried_blocks(
@@ -116,17 +121,53 @@ def retried_blocks(
     while line < end:
         page = rejections.lines_kept_whole(seq, line, end, limit)
         upto = page[-1][0] + 1 if len(page) == limit else end
-        yield Block(line, upto, b"", upto - line), line, validate(spec, _parsed(spec, page))
+        spanning = job.options.allow_quoted_newlines
+        rows = _concat(spec, [_parsed(spec, run, spanning) for run in _runs(page)])
+        yield Block(line, upto, b"", upto - line), line, validate(spec, rows, spanning)
         line = upto
 
 
-def _parsed(spec: TableSpec, page: list[tuple[int, str]]) -> RawRows:
-    """The stored lines parsed as one block, each row numbered with its original line."""
-    if not page:
-        return RawRows.empty(spec.column_names)
-    lines = [line for line, _ in page]
-    data = "".join(f"{raw}\n" for _, raw in page).encode()
-    rows = parse_block(data, 0, spec, at_file_start=False)  # numbered by position in the page
+def _runs(page: list[tuple[int, str]]) -> Iterator[list[tuple[int, str]]]:
+    """The stored records in order, those of one line together and each record of several
+    lines (or with a quote left open) alone: parsed together, one could swallow the next."""
+    run: list[tuple[int, str]] = []
+    for stored in page:
+        raw = stored[1]
+        if "\n" in raw or "\r" in raw or raw.count('"') % 2:
+            if run:
+                yield run
+            yield [stored]
+            run = []
+        else:
+            run.append(stored)
+    if run:
+        yield run
+
+
+def _parsed(spec: TableSpec, run: list[tuple[int, str]], spanning: bool) -> RawRows:
+    """Stored records parsed as one block, each row numbered with its original line."""
+    lines = [line for line, _ in run]
+    data = "".join(f"{raw}\n" for _, raw in run).encode()
+    # Numbered by position: a run of several records has one line each, a record of several
+    # lines is alone and all its lines are its first's.
+    rows = parse_block(data, 0, spec, at_file_start=False, quoted_newlines=spanning)
+    if len(run) == 1:
+        rows.line = pa.array([lines[0]] * len(rows.line), pa.int64())
+        rows.rejected = [replace(r, line=lines[0]) for r in rows.rejected]
+        return rows
     rows.line = pc.take(pa.array(lines, pa.int64()), rows.line)
     rows.rejected = [replace(r, line=lines[r.line]) for r in rows.rejected]
     return rows
+
+
+def _concat(spec: TableSpec, parts: list[RawRows]) -> RawRows:
+    if not parts:
+        return RawRows.empty(spec.column_names)
+    if len(parts) == 1:
+        return parts[0]
+    return RawRows(
+        line=pa.concat_arrays([p.line for p in parts]),
+        raw=pa.concat_arrays([p.raw for p in parts]),
+        fields={n: pa.concat_arrays([p.fields[n] for p in parts]) for n in spec.column_names},
+        rejected=[r for p in parts for r in p.rejected],
+    )

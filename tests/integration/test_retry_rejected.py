@@ -292,3 +292,45 @@ def test_retrying_needs_a_write_key(tmp_path: Path, database_url: str) -> None:
         assert refused.status_code == 403
         assert accepted.status_code == 202
         assert stored_rejections(services, job_id) == [(2, "1,Again")]
+
+
+def test_records_spanning_lines_are_retried_whole_under_their_first_line(
+    client: TestClient, services: Services
+) -> None:
+    # Given hires uploaded with quoted newlines: a name over two lines and a plain row for a
+    # missing department, a valid row, and a quote never closed that runs to the end
+    loaded(client, services, "departments", b"1,Sales\n")
+    loaded(client, services, "jobs", b"1,Clerk\n")
+    data = (
+        b'1,"Ann\nSmith",2021-07-27T16:02:08Z,9,1\n'
+        b"2,Bob,2021-07-27T16:02:08Z,9,1\n"
+        b"3,Cy,2021-07-27T16:02:08Z,1,1\n"
+        b'4,"Dee,2021-07-27T16:02:08Z,9,1\n'
+        b"5,Eve,2021-07-27T16:02:08Z,9,1\n"
+    )
+    first_id = client.post(
+        "/uploads/hired_employees",
+        content=data,
+        headers={"content-type": "text/csv"},
+        params={"allow_quoted_newlines": "true"},
+    ).json()["job_id"]
+    drain(services)
+    assert sorted(rejected_lines(client, first_id)) == [1, 3, 5]
+
+    # When department 9 exists and the rejected rows are retried
+    loaded(client, services, "departments", b"9,Research\n")
+    again = retry(client, first_id)
+    assert again.status_code == 202, again.text
+    drain(services)
+
+    # Then the record of two lines and the plain row load, and the open quote is rejected
+    # again on its first line, without swallowing anything
+    second = job(client, again.json()["job_id"])
+    assert (second["status"], second["rows_inserted"], second["rows_rejected"]) == (
+        "succeeded",
+        2,
+        1,
+    )
+    assert second["options"].get("allow_quoted_newlines") is True
+    assert rejected_lines(client, second["job_id"]) == {5: ["row:quoting"]}
+    assert table_ids(services, "hired_employees") == [1, 2, 3]
