@@ -34,7 +34,7 @@ def _postgresql(path: Path, rows: int, work: Path, results: list[Result]) -> lis
         drop_pg_database(url)
     results += [bare, indexed, to_sql, service, *after]
     return [
-        ratio("PostgreSQL: service / \\copy (primary key only)", service, bare, "<= 2.0"),
+        ratio("PostgreSQL: service / \\copy (primary key only)", service, bare, "<= 1.5"),
         ratio("PostgreSQL: \\copy with the old index / without", indexed, bare),
         ratio("PostgreSQL: read_csv+to_sql / service", to_sql, service, ">= 8"),
         ratio("PostgreSQL: restore / ingest", after[-1], service, "<= 2.0"),
@@ -50,7 +50,7 @@ def _sqlite(path: Path, rows: int, work: Path, results: list[Result]) -> list[st
     service = service_load(label, path, rows, work / "sqlite", None, after_load=after)
     results += [bare, indexed, to_sql, service, *after]
     return [
-        ratio("SQLite: service / executemany (primary key only)", service, bare, "<= 2.0"),
+        ratio("SQLite: service / executemany (primary key only)", service, bare, "<= 1.2"),
         ratio("SQLite: executemany with the old index / without", indexed, bare),
         ratio("SQLite: read_csv+to_sql / service", to_sql, service, ">= 8"),
         ratio("SQLite: restore / ingest", after[-1], service, "<= 2.0"),
