@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import fastavro
 import pyarrow as pa
 import structlog
-from sqlalchemy import Connection, delete, exists, func, select
+from sqlalchemy import Connection, exists, func, select
 
 from common.backup.avroschema import check_file_schema
 from common.backup.errors import BackupInvalid, RestoreConflict
@@ -105,8 +105,7 @@ def _restore_table(
     conn: Connection, catalog: BackupCatalog, record: BackupRecord, batch_rows: int
 ) -> int:
     spec = table_spec(record.table)
-    hire_counts.remove_where(conn, spec.name)
-    conn.execute(delete(data_tables[spec.name]))
+    hire_counts.delete_counted(conn, spec.name)
     source, avro = _open(catalog, record)
     stored = 0
     for batch in _batches(record, avro, batch_rows):

@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection
 
 from common.errors import PermanentError
 from common.model.catalog import TableSpec
 from common.model.rows import FieldError, Rejection, ValidRows
 from common.model.rules import broken
 from common.sql.bulk import bulk_insert, existing_among, id_in, ids_parameter
-from common.sql.schema import data_tables
 from common.stores import hire_counts
 
 ON_CONFLICT_REJECT = "reject"
@@ -67,10 +66,9 @@ def load_rows(
         if pc.any(replace).as_py():
             dialect = conn.dialect.name
             replaced = {"ids": ids_parameter(dialect, ids.filter(replace).to_pylist())}
-            hire_counts.remove_where(conn, spec.name, id_in(spec.name, dialect), replaced)
-            updated = conn.execute(
-                delete(data_tables[spec.name]).where(id_in(spec.name, dialect)), replaced
-            ).rowcount
+            updated = hire_counts.delete_counted(
+                conn, spec.name, id_in(spec.name, dialect), replaced
+            )
     else:
         errors[id_col] = present
         refused_mask = pc.or_(refused_mask, present)

@@ -9,7 +9,8 @@ to time, in one transaction. At every instant, in every snapshot, base plus chan
 recount of the table.
 
 Writers call :func:`add_rows` (rows in hand), :func:`add_from` (an ``INSERT … SELECT`` source)
-after inserting, and :func:`remove_where` before deleting; each does nothing for other tables.
+after inserting, and delete through :func:`delete_counted`; each does nothing more for other
+tables.
 """
 
 from __future__ import annotations
@@ -122,16 +123,45 @@ def add_from(
         conn.execute(counting(source, where, 1))
 
 
-def remove_where(
+def delete_counted(
     conn: Connection,
     table: str,
     where: ColumnElement[bool] | None = None,
     params: Mapping[str, Any] | None = None,
-) -> None:
-    """Uncount the rows of ``table`` where ``where`` (all without it), before they are deleted
-    in the same transaction; ``params`` binds the parameters of ``where``."""
-    if table == SOURCE:
-        conn.execute(counting(_hired, where, -1), dict(params or {}))
+) -> int:
+    """Delete the rows of ``table`` where ``where`` (all without it) and uncount exactly the
+    rows deleted; how many. ``params`` binds the parameters of ``where``.
+
+    Counting what a separate query reads and then deleting would miss a row another writer
+    changed in between (READ COMMITTED re-reads it for the delete), so the delete itself says
+    what it removed: on PostgreSQL through a ``DELETE … RETURNING`` counted in the same
+    statement, on SQL Server through its ``OUTPUT``. SQLite has one writer at a time, so what
+    it reads first is what it deletes.
+    """
+    target = data_tables[table]
+    statement = delete(target) if where is None else delete(target).where(where)
+    bound = dict(params or {})
+    if table != SOURCE:
+        return int(conn.execute(statement, bound).rowcount)
+    if conn.dialect.name == "sqlite":
+        conn.execute(counting(_hired, where, -1), bound)
+        return int(conn.execute(statement, bound).rowcount)
+    keys = (_hired.c.datetime, _hired.c.department_id, _hired.c.job_id)
+    if conn.dialect.name == "postgresql":
+        gone = statement.returning(*keys).cte("gone")
+        uncount = (
+            insert(hire_count_changes)
+            .from_select([*KEY, "hires"], recount(gone, None, -1))
+            .returning(hire_count_changes.c.hires)
+            .add_cte(gone)
+        )
+        return -sum(int(hires) for (hires,) in conn.execute(uncount, bound))
+    changes: dict[Key, int] = {}
+    for at, department, job in conn.execute(statement.returning(*keys), bound):
+        key = (at.year, (at.month + 2) // 3, int(department), int(job))
+        changes[key] = changes.get(key, 0) - 1
+    add_changes(conn, changes)
+    return -sum(changes.values())
 
 
 def add_rows(conn: Connection, table: str, rows: pa.Table) -> None:

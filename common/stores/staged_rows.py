@@ -22,7 +22,6 @@ from sqlalchemy import (
     Table,
     and_,
     case,
-    delete,
     exists,
     func,
     insert,
@@ -144,12 +143,10 @@ def write_staged(
     mine = publishable(spec, job_seq)
     updated = 0
     if replace:
-        hire_counts.remove_where(conn, spec.name)
-        conn.execute(delete(live))
+        hire_counts.delete_counted(conn, spec.name)
     elif update:
         replaced = live.c.id.in_(select(st.c.id).where(mine))
-        hire_counts.remove_where(conn, spec.name, replaced)
-        updated = conn.execute(delete(live).where(replaced)).rowcount
+        updated = hire_counts.delete_counted(conn, spec.name, replaced)
     names = list(spec.column_names)
     stored = conn.execute(
         insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),

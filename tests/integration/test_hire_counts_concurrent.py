@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from common.usecases.restore import restore_tables
 from common.usecases.summary import check_summary, fold_changes
 from tests.integration.test_hire_counts import assert_exact, hire, hires_csv
 from tests.support.flow import api_client, service_set, upload
+from tests.support.services import empty_postgres_database
 from worker.main import build_consumer
 
 IDS = 400  # few ids, so that writers replace the same rows
@@ -160,13 +161,18 @@ def test_random_write_paths_in_parallel_leave_the_summary_exact(
         assert_exact(services)
 
 
+@pytest.fixture
+def postgres_url(migrated_postgres_url: str) -> Iterator[str]:
+    # PostgreSQL only: on SQLite writers wait for the fold, which holds the write lock.
+    yield migrated_postgres_url
+    empty_postgres_database(migrated_postgres_url)
+
+
 def test_a_write_committed_while_the_fold_runs_stays_counted(
-    tmp_path: Path, database_url: str
+    tmp_path: Path, postgres_url: str
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite's writers wait for the fold, which holds the write lock")
     with (
-        service_set(tmp_path, database_url) as services,
+        service_set(tmp_path, postgres_url) as services,
         api_client(services) as client,
     ):
         # Given hires whose counts are still change rows,

@@ -12,7 +12,9 @@ parameter arrays really run. What that needs from PostgreSQL:
 - ``SET TRANSACTION ISOLATION LEVEL …``, which SQL Server applies to the session and
   PostgreSQL words otherwise: it is forwarded as PostgreSQL's session setting, ``SNAPSHOT`` as
   ``REPEATABLE READ`` (PostgreSQL's REPEATABLE READ is snapshot isolation); and SQL Server's
-  default level, READ COMMITTED, which the dialect would read from ``sys.dm_exec_sessions``.
+  default level, READ COMMITTED, which the dialect would read from ``sys.dm_exec_sessions``;
+- a ``DELETE … OUTPUT deleted.<column>, …`` (the rows a delete removed, sent back), which
+  PostgreSQL writes ``DELETE … RETURNING <column>, …``.
 
 Every statement sent is recorded as sent (:class:`Sent`), with the parameters of each request
 (one row of a ``fast_executemany`` array is one request's worth).
@@ -50,6 +52,18 @@ CREATE FUNCTION "month"(t timestamp) RETURNS int LANGUAGE sql IMMUTABLE AS
 """
 _ISOLATION = re.compile(r"^\s*SET TRANSACTION ISOLATION LEVEL ([A-Z ]+?)\s*$", re.IGNORECASE)
 _POSTGRES_LEVEL = {"SNAPSHOT": "REPEATABLE READ"}
+_DELETE_OUTPUT = re.compile(
+    r"^(\s*DELETE FROM \S+) OUTPUT ((?:deleted\.\w+(?:, )?)+)(.*)$", re.IGNORECASE | re.DOTALL
+)
+
+
+def _as_postgres(sql: str) -> str:
+    output = _DELETE_OUTPUT.match(sql)
+    if output is None:
+        return sql
+    head, columns, rest = output.groups()
+    returned = re.sub(r"deleted\.", "", columns, flags=re.IGNORECASE)
+    return f"{head}{rest.rstrip()} RETURNING {returned}"
 
 
 @dataclass(frozen=True)
@@ -88,7 +102,7 @@ class _Cursor:
             # undone with a rollback unless committed (SQLAlchemy sets it between transactions).
             self._cursor.commit()
             return self
-        return self._cursor.execute(sql, *params)
+        return self._cursor.execute(_as_postgres(sql), *params)
 
     def executemany(self, sql: str, rows: Any) -> Any:
         rows = list(rows)
