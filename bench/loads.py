@@ -31,22 +31,21 @@ def service_load(
     workers: int = 1,
     after_load: list[Result] | None = None,
     backup: bool = True,
+    options: dict[str, str] | None = None,
 ) -> Result:
-    """Time one upload to ``succeeded``; with ``after_load``, then also time the reports (on
-    PostgreSQL, before and after the summary's changes are folded) and, with ``backup``, a
-    backup and restore of the table, in that order, into ``after_load``."""
+    """Time one upload (with the load ``options``) to ``succeeded``; with ``after_load``, then
+    also time the reports (on PostgreSQL, before and after the summary's changes are folded)
+    and, with ``backup``, a backup and restore of the table, in that order, into
+    ``after_load``."""
     with running_service(workdir, workers, database_url) as service:
-        for table in ("departments", "jobs"):
-            job = service.client.post(
-                f"/uploads/{table}",
-                content=(DATA / f"{table}.csv").read_bytes(),
-                headers={"Content-Type": "text/csv"},
-            ).json()
-            service.wait_for(job["job_id"])
+        service.load_parents(DATA)
         start = time.perf_counter()
         with path.open("rb") as f:
             answer = service.client.post(
-                "/uploads/hired_employees", content=f, headers={"Content-Type": "text/csv"}
+                "/uploads/hired_employees",
+                content=f,
+                params=options or {},
+                headers={"Content-Type": "text/csv"},
             )
         uploaded = time.perf_counter() - start
         job = service.wait_for(answer.json()["job_id"])

@@ -45,13 +45,7 @@ def write_quoted(plain: Path, between: str) -> Path:
 
 def load_once(path: Path, rows: int, quoted_newlines: bool, workdir: Path) -> tuple[float, int]:
     with running_service(workdir, 1, None) as service:
-        for table in ("departments", "jobs"):
-            job = service.client.post(
-                f"/uploads/{table}",
-                content=(DATA / f"{table}.csv").read_bytes(),
-                headers={"Content-Type": "text/csv"},
-            ).json()
-            service.wait_for(job["job_id"])
+        service.load_parents(DATA)
         params = {"allow_quoted_newlines": "true"} if quoted_newlines else {}
         start = time.perf_counter()
         with path.open("rb") as f:

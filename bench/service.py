@@ -59,6 +59,16 @@ class Service:
     def peak_rss(self, module: str) -> float:
         return max((peak_rss_mb(p) for p in self.pids(module)), default=0.0)
 
+    def load_parents(self, folder: Path) -> None:
+        """Upload ``folder``'s departments and jobs files and wait for both."""
+        for table in ("departments", "jobs"):
+            job = self.client.post(
+                f"/uploads/{table}",
+                content=(folder / f"{table}.csv").read_bytes(),
+                headers={"Content-Type": "text/csv"},
+            ).json()
+            self.wait_for(job["job_id"])
+
     def wait_for(self, job_id: str, timeout: float = 3600) -> dict[str, object]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
