@@ -428,5 +428,16 @@ def test_load_options_are_sent_with_an_upload_and_dry_runs_are_marked(
         summary = page.locator("#job-summary")
         expect(summary.locator(".dry-run")).to_have_text("dry run")
         expect(summary).to_contain_text("max_bad_records=5, skip_leading_rows=1")
+
+        # A retry of rejected rows counts lines, not bytes, and names the job it retries.
+        hires = b"1,Ann,2021-07-27T16:02:08Z,99,1\n2,Bob,2021-07-27T16:02:08Z,98,1\n"
+        first = client.post(
+            "/uploads/hired_employees", content=hires, headers={"content-type": "text/csv"}
+        ).json()["job_id"]
+        page.goto(f"/#job/{first}")
+        expect(summary).to_contain_text("Rejected2", timeout=JOB_SECONDS * 1000)
+        retry = client.post(f"/jobs/{first}/retry-rejected").json()["job_id"]
+        page.goto(f"/#job/{retry}")
+        expect(summary).to_contain_text(f"2 lines of job {first[:8]}")
         assert w.errors == [] and w.console_errors == [], (w.errors, w.console_errors)
         assert w.foreign_requests() == []

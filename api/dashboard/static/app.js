@@ -152,7 +152,7 @@ function progressBar(job) {
   const percent = `${Math.floor(fraction * 100)}%`;
   const parts = job.parts > 1 ? ` · part ${job.parts_done}/${job.parts}` : "";
   return el("span", { class: "progress" },
-    el("progress", { max: 1, value: fraction, title: `${num(job.bytes_done)} of ${num(job.size_bytes)} bytes` }),
+    el("progress", { max: 1, value: fraction, title: `${num(job.bytes_done)} of ${num(job.size_bytes)} ${job.retry_of ? "lines" : "bytes"}` }),
     el("span", { class: "progress-figure" }, `${percent}${parts}`));
 }
 
@@ -238,7 +238,10 @@ async function showJob(jobId) {
     summaryItem("Rows read", num(job.rows_read)),
     summaryItem("Inserted", num(job.rows_inserted)),
     summaryItem("Rejected", num(job.rows_rejected)),
-    summaryItem("Size", bytes(job.size_bytes)),
+    // A retry of rejected rows reads stored lines, not a file: its size counts lines.
+    job.retry_of
+      ? summaryItem("Retries", el("span", {}, `${num(job.size_bytes)} lines of job ${shortId(job.retry_of)}`))
+      : summaryItem("Size", bytes(job.size_bytes)),
     summaryItem("Attempts", num(job.attempts)),
     summaryItem("Time", duration(job)),
     ...(optionsText(job) ? [summaryItem("Load options", optionsText(job))] : []),
