@@ -18,6 +18,7 @@ from common.errors import (
     JobFinished,
     JobNotFinished,
     MessageNotFound,
+    NotAuthorised,
     NothingToRetry,
     PermanentError,
     TableBusy,
@@ -134,6 +135,17 @@ def install_problem_handlers(app: FastAPI) -> None:
                 "Service temporarily unavailable",
                 f"the {exc.dependency} is not available right now; try again in a few seconds",
                 {"Retry-After": str(RETRY_AFTER_SECONDS)},
+                dependency=exc.dependency,
+            )
+        if isinstance(exc, NotAuthorised):
+            # A deployment to fix, not a bug: which dependency and what to do; the rest is logged.
+            log.error("a dependency refused the service's identity", error=str(exc))
+            return problem_response(
+                request,
+                503,
+                "Service not authorised",
+                f"the {exc.dependency} refused the service's identity for this request; an "
+                "operator must grant it the role it needs (see docs/deployment.md)",
                 dependency=exc.dependency,
             )
         if isinstance(exc, PermanentError):

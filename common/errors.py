@@ -9,7 +9,8 @@ worker settles by asking the error, not by the order of ``isinstance`` checks::
     │   ├── DatabaseUnavailable, BlobStoreUnavailable, QueueUnavailable
     │   └── ConcurrentUpdate         another writer got there first: retry from the new state
     ├── PermanentError               give up: dead-letter at once, the job fails
-    │   └── BlobNotFound, UnknownTable, MalformedMessage, UnknownJob, NotText
+    │   └── BlobNotFound, UnknownTable, MalformedMessage, UnknownJob, NotText,
+    │       NotAuthorised (a dependency refused the service's identity)
     ├── Interrupted                  resume: hand back at once (the worker is stopping)
     ├── LeaseLost, JobCancelled      complete: another worker has the part, or nobody should
     ├── LockLost                     the message cannot be settled any more (its lock is gone)
@@ -57,6 +58,17 @@ class PermanentError(IngestError):
 
     reason = "PermanentError"
     delivery = Delivery.GIVE_UP
+
+
+class NotAuthorised(PermanentError):
+    """A dependency refused the service's identity: a role or key is missing, which an
+    operator has to grant; retrying does not help."""
+
+    reason = "NotAuthorised"
+
+    def __init__(self, message: str, dependency: str) -> None:
+        super().__init__(message)
+        self.dependency = dependency
 
 
 class DatabaseUnavailable(TransientError):

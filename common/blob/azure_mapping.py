@@ -21,7 +21,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from common.errors import BlobNotFound, BlobStoreUnavailable, PermanentError
+from common.errors import BlobNotFound, BlobStoreUnavailable, NotAuthorised, PermanentError
 
 _RETRYABLE_STATUS = frozenset({408, 429})
 # Metadata travels in HTTP headers: ASCII only, edges trimmed. Values are stored percent-encoded.
@@ -45,13 +45,15 @@ def errors(what: str) -> Iterator[None]:
                 f"no access token for the blob store ({what}): {type(exc).__name__}; "
                 "check the managed identity"
             ) from exc
-        raise PermanentError(refusal(what, exc)) from exc
+        raise NotAuthorised(refusal(what, exc), "blob store") from exc
     except HttpResponseError as exc:
         status = exc.status_code or 0
         if status in _RETRYABLE_STATUS or status >= 500:
             raise BlobStoreUnavailable(
                 f"blob store busy or failing ({what}): HTTP {status}"
             ) from exc
+        if status == 403:
+            raise NotAuthorised(refusal(what, exc), "blob store") from exc
         raise PermanentError(refusal(what, exc)) from exc
     except AzureError as exc:
         raise BlobStoreUnavailable(f"blob store error ({what}): {type(exc).__name__}") from exc

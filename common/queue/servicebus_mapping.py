@@ -28,6 +28,7 @@ from common.errors import (
     IngestError,
     LockLost,
     MessageNotFound,
+    NotAuthorised,
     PermanentError,
     QueueUnavailable,
 )
@@ -164,7 +165,7 @@ def translate(exc: BaseException, what: str, secrets: tuple[str, ...] = ()) -> I
         exc,
         ServiceBusAuthenticationError | ServiceBusAuthorizationError | ClientAuthenticationError,
     ):
-        return PermanentError(f"Service Bus: {what} failed: not authorised ({detail})")
+        return NotAuthorised(f"Service Bus: {what} failed: not authorised ({detail})", "queue")
     if isinstance(exc, _UNAVAILABLE):
         return QueueUnavailable(message)
     return PermanentError(message)

@@ -14,7 +14,7 @@ from azure.storage.blob import BlobServiceClient
 
 from common.blob.azure import AzureBlobStore
 from common.bootstrap import build_blob_store
-from common.errors import BlobStoreUnavailable, PermanentError
+from common.errors import BlobStoreUnavailable, NotAuthorised, PermanentError
 from common.settings import Settings
 from tests.support.azurite import (
     KEY,
@@ -108,7 +108,7 @@ def test_the_service_refusing_a_request_is_a_permanent_error_that_says_why(
     intruder = AzureBlobStore.from_connection_string(
         server.connection_string.replace(KEY, wrong_key)
     )
-    with pytest.raises(PermanentError, match=r"HTTP 403 .*\(AuthorizationFailure\)") as refused:
+    with pytest.raises(NotAuthorised, match=r"HTTP 403 .*\(AuthorizationFailure\)") as refused:
         intruder.info(store.container(C), "any.csv")
     assert wrong_key not in str(refused.value)
     intruder.close()

@@ -11,16 +11,22 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from fastapi.testclient import TestClient
 
-from common.errors import MessageNotFound, PermanentError, QueueUnavailable
+from api.app import create_app
+from common.bootstrap import build_services
+from common.errors import MessageNotFound, NotAuthorised, PermanentError, QueueUnavailable
 from common.model.messages import JobMessage
 from common.queue import OutgoingMessage, ReceivedMessage
 from common.queue.servicebus import ServiceBusJobQueue
 from common.settings import Settings
 from common.sql.db import utcnow
+from common.sql.migrate import upgrade
+from tests.conftest import NO_WAIT_RETRY, make_settings
 from tests.support.servicebus import servicebus_broker
 from tests.support.servicebus_broker.admin import AdminEndpoint, admin_client, admin_endpoint
 
@@ -187,7 +193,7 @@ def test_a_send_only_identity_sends_and_is_ready_without_opening_a_receiver(
     try:
         sender_only.ping()
         sender_only.send([OutgoingMessage(b"upload", "job-2:0")])
-        with pytest.raises(PermanentError, match="not authorised"):
+        with pytest.raises(NotAuthorised, match="not authorised"):
             sender_only.receive(0.2)
     finally:
         sender_only.close()
@@ -321,3 +327,29 @@ def test_one_instance_holds_at_most_its_documented_connections(
     queue.complete(second)
 
     assert _settles_at_most(broker, ServiceBusJobQueue.MAX_CONNECTIONS)
+
+
+def test_an_api_whose_identity_may_not_read_dead_letters_says_so_in_a_problem(
+    broker: Broker, queue: ServiceBusJobQueue, tmp_path: Path
+) -> None:
+    # Given an API whose Service Bus identity may only send (the "Data Sender" role)
+    broker.add_key("api", {"Send"})
+    sender_only = ServiceBusJobQueue.from_connection_string(
+        broker.connection_string_for("api"), "jobs", retry_total=0
+    )
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'x.db'}")
+    services = build_services(settings, queue=sender_only, retry=NO_WAIT_RETRY)
+    upgrade(services.db)
+    try:
+        # When the dead letters are listed, then the answer is a problem naming the queue
+        # and what an operator does about it, not an internal error
+        with TestClient(create_app(settings, services)) as client:
+            answer = client.get("/dead-letters")
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
+        problem = answer.json()
+        assert problem["dependency"] == "queue"
+        assert "refused the service's identity" in problem["detail"]
+        assert "grant" in problem["detail"]
+    finally:
+        services.close()
