@@ -76,3 +76,17 @@ def services(tmp_path: Path, database_url: str) -> Iterator[Services]:
     built = build_services(make_settings(tmp_path, database_url), retry=NO_WAIT_RETRY)
     yield built
     built.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """An empty, unmigrated database of each kind, for tests of the migrations."""
+    if request.param == "sqlite":
+        db = Database.from_url(f"sqlite:///{tmp_path / 'old.db'}")
+        yield db
+        db.dispose()
+        return
+    with postgres_database() as url:
+        db = Database.from_url(url)
+        yield db
+        db.dispose()

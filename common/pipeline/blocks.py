@@ -80,6 +80,21 @@ class _Skipping:
         return Block(self.offset, self.end, self.preview, lines, oversized=True)
 
 
+def _whole_blocks(
+    buf: bytearray, offset: int, block_bytes: int, max_lines: int, ends: RecordEnds, final: bool
+) -> Iterator[Block]:
+    """Cut whole records off the front of ``buf`` (read from byte ``offset``) while it holds a
+    block's worth, or (``final``, the input over) while it holds more lines than a block may;
+    a longer record makes its own block."""
+    while (not final and len(buf) >= block_bytes) or buf.count(b"\n") > max_lines:
+        cut = _cut(buf, block_bytes, max_lines, ends)
+        if cut < 0:
+            return
+        yield _lines_block(offset, bytes(buf[: cut + 1]))
+        offset += cut + 1
+        del buf[: cut + 1]
+
+
 def line_blocks(
     chunks: Iterable[bytes],
     start: int,
@@ -107,14 +122,9 @@ def line_blocks(
             offset, skipping = skipping.end, None
             chunk = chunk[end + 1 :]
         buf += chunk
-        while len(buf) >= block_bytes or buf.count(b"\n") > max_lines:
-            # Whole records up to about block_bytes; a longer record makes its own block.
-            cut = _cut(buf, block_bytes, max_lines, ends)
-            if cut < 0:
-                break
-            yield _lines_block(offset, bytes(buf[: cut + 1]))
-            offset += cut + 1
-            del buf[: cut + 1]
+        for block in _whole_blocks(buf, offset, block_bytes, max_lines, ends, final=False):
+            offset = block.end
+            yield block
         if len(buf) > MAX_LINE_BYTES and ends.first(buf) < 0:
             skipping = _Skipping(offset, offset, bytes(buf[:_PREVIEW_BYTES]), 0, False)
             skipping.skip(buf, ends)
@@ -122,12 +132,8 @@ def line_blocks(
     if skipping is not None:
         yield skipping.block()
         return
-    while buf.count(b"\n") > max_lines:
-        cut = _cut(buf, block_bytes, max_lines, ends)
-        if cut < 0:
-            break
-        yield _lines_block(offset, bytes(buf[: cut + 1]))
-        offset += cut + 1
-        del buf[: cut + 1]
+    for block in _whole_blocks(buf, offset, block_bytes, max_lines, ends, final=True):
+        offset = block.end
+        yield block
     if buf:
         yield _lines_block(offset, bytes(buf))

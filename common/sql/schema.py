@@ -6,6 +6,8 @@ The migrations under ``common/sql/migrations`` create exactly these; a test keep
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -55,29 +57,28 @@ def _data_table(spec: TableSpec) -> Table:
 
 data_tables: dict[str, Table] = {name: _data_table(spec) for name, spec in TABLES.items()}
 
+
 # What the reports read instead of hired_employees (see common/stores/hire_counts.py): hires
 # per quarter, department and job, as a base the fold rewrites plus the changes each write
 # appends in its own transaction. Appending only, writers never wait for one another here.
+def _hire_count_columns() -> list[Column[Any]]:
+    return [
+        Column("hire_year", Integer, nullable=False),
+        Column("hire_quarter", Integer, nullable=False),
+        Column("department_id", Id, nullable=False),
+        Column("job_id", Id, nullable=False),
+        Column("hires", BigInteger, nullable=False),
+    ]
+
+
 hire_counts = Table(
     "hire_counts",
     metadata,
-    Column("hire_year", Integer, nullable=False),
-    Column("hire_quarter", Integer, nullable=False),
-    Column("department_id", Id, nullable=False),
-    Column("job_id", Id, nullable=False),
-    Column("hires", BigInteger, nullable=False),
+    *_hire_count_columns(),
     PrimaryKeyConstraint("hire_year", "hire_quarter", "department_id", "job_id"),
 )
 
-hire_count_changes = Table(
-    "hire_count_changes",
-    metadata,
-    Column("hire_year", Integer, nullable=False),
-    Column("hire_quarter", Integer, nullable=False),
-    Column("department_id", Id, nullable=False),
-    Column("job_id", Id, nullable=False),
-    Column("hires", BigInteger, nullable=False),
-)
+hire_count_changes = Table("hire_count_changes", metadata, *_hire_count_columns())
 
 
 def _staging_table(spec: TableSpec) -> Table:

@@ -156,30 +156,41 @@ def delete_counted(
             .add_cte(gone)
         )
         return -sum(int(hires) for (hires,) in conn.execute(uncount, bound))
-    changes: dict[Key, int] = {}
-    for at, department, job in conn.execute(statement.returning(*keys), bound):
-        key = (at.year, (at.month + 2) // 3, int(department), int(job))
-        changes[key] = changes.get(key, 0) - 1
-    add_changes(conn, changes)
-    return -sum(changes.values())
+    removed = conn.execute(statement.returning(*keys), bound).all()
+    if removed:
+        deleted = pa.table(
+            {
+                "datetime": pa.array([r[0] for r in removed], pa.timestamp("us")),
+                "department_id": pa.array([r[1] for r in removed], pa.int64()),
+                "job_id": pa.array([r[2] for r in removed], pa.int64()),
+            }
+        )
+        _append(conn, _counted(deleted, -1))
+    return len(removed)
 
 
 def add_rows(conn: Connection, table: str, rows: pa.Table) -> None:
     """Count ``rows`` (Arrow, with hired_employees' columns), just inserted into ``table``."""
     if table != SOURCE or rows.num_rows == 0:
         return
+    _append(conn, _counted(rows, 1))
+
+
+def _counted(rows: pa.Table, sign: int) -> pa.Table:
+    """(key…, hires) of ``rows`` (hired_employees' columns), each counted ``sign`` times."""
     at = rows.column("datetime")
     keyed = pa.table(
         {
             "hire_year": pc.cast(pc.year(at), pa.int64()),
             "hire_quarter": pc.cast(pc.quarter(at), pa.int64()),
-            "department_id": rows.column("department_id"),
-            "job_id": rows.column("job_id"),
+            "department_id": pc.cast(rows.column("department_id"), pa.int64()),
+            "job_id": pc.cast(rows.column("job_id"), pa.int64()),
         }
     )
     # One thread: twice as fast on a block, and no per-thread hash tables held in memory.
     counted = keyed.group_by(list(KEY), use_threads=False).aggregate([([], "count_all")])
-    _append(conn, counted.rename_columns([*KEY, "hires"]))
+    hires = pc.multiply(counted.column("count_all"), pa.scalar(sign, pa.int64()))
+    return counted.drop_columns(["count_all"]).append_column("hires", hires).select([*KEY, "hires"])
 
 
 def add_changes(conn: Connection, changes: Mapping[Key, int]) -> None:

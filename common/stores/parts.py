@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, select, update
 
 from common.errors import JobCancelled, LeaseLost, UnknownJob
 from common.model.jobs import UNFINISHED, Busy, JobStatus, Part, PartStatus, Progress
@@ -102,11 +102,7 @@ class PartLeases:
             return (
                 conn.execute(
                     update(parts_t)
-                    .where(
-                        parts_t.c.job_id == job_id,
-                        parts_t.c.part_no == part_no,
-                        parts_t.c.lease_owner == owner,
-                    )
+                    .where(_held_by(job_id, part_no, owner))
                     .values(lease_until=now + timedelta(seconds=lease_seconds))
                 ).rowcount
                 == 1
@@ -117,11 +113,7 @@ class PartLeases:
         with self.db.write() as conn:
             conn.execute(
                 update(parts_t)
-                .where(
-                    parts_t.c.job_id == job_id,
-                    parts_t.c.part_no == part_no,
-                    parts_t.c.lease_owner == owner,
-                )
+                .where(_held_by(job_id, part_no, owner))
                 .values(lease_owner=None, lease_until=None)
             )
 
@@ -143,9 +135,7 @@ class PartLeases:
         moved = conn.execute(
             update(parts_t)
             .where(
-                parts_t.c.job_id == part.job_id,
-                parts_t.c.part_no == part.part_no,
-                parts_t.c.lease_owner == owner,
+                _held_by(part.job_id, part.part_no, owner),
                 parts_t.c.next_offset == expected_offset,
                 parts_t.c.status == PartStatus.PENDING.value,
             )
@@ -192,3 +182,10 @@ class PartLeases:
                 .where(jobs_t.c.job_id == job_id, jobs_t.c.status.in_(UNFINISHED))
                 .values(status=JobStatus.SUCCEEDED.value, finished_at=now, error=None)
             )
+
+
+def _held_by(job_id: str, part_no: int, owner: str) -> ColumnElement[bool]:
+    """The part's row, while ``owner`` holds its lease."""
+    return and_(
+        parts_t.c.job_id == job_id, parts_t.c.part_no == part_no, parts_t.c.lease_owner == owner
+    )

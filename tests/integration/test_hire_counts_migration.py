@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import pytest
 from alembic import command
 from sqlalchemy import insert, inspect
 
@@ -15,22 +12,8 @@ from common.sql.migrate import _config, upgrade
 from common.sql.schema import data_tables
 from common.stores.hire_counts import totals
 from common.usecases.summary import check_summary
-from tests.support.services import postgres_database
 
 REPORTS_INDEX = "ix_hired_employees_datetime_dept_job"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        db = Database.from_url(f"sqlite:///{tmp_path / 'old.db'}")
-        yield db
-        db.dispose()
-        return
-    with postgres_database() as url:
-        db = Database.from_url(url)
-        yield db
-        db.dispose()
 
 
 def _indexes(db: Database) -> set[str]:

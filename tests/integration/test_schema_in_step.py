@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -17,7 +14,6 @@ from common.sql.db import Database
 from common.sql.migrate import upgrade
 from common.sql.schema import metadata
 from common.stores.rejections import RejectionStore
-from tests.support.services import postgres_database
 
 
 def test_the_migrated_database_matches_the_declared_schema(database_url: str) -> None:
@@ -30,19 +26,6 @@ def test_the_migrated_database_matches_the_declared_schema(database_url: str) ->
         db.dispose()
 
     assert differences == []
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        db = Database.from_url(f"sqlite:///{tmp_path / 'old.db'}")
-        yield db
-        db.dispose()
-        return
-    with postgres_database() as url:
-        db = Database.from_url(url)
-        yield db
-        db.dispose()
 
 
 EARLIER = "earlier in the same input"
