@@ -3,14 +3,14 @@ of the upload (see the README's "Load options" for what each means)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
 import typer
 
 from cli.client import Params
 from cli.output import EXIT_USAGE, fail
-from common.model.options import WriteMode
+from common.model.options import LoadOptions, WriteMode
 
 # The API's own limits, so that a value it would refuse is refused before a file is sent.
 MAX_LEADING_ROWS = 1000
@@ -91,15 +91,7 @@ class LoadFlags:
 
     def params(self) -> Params:
         """The query parameters of the options that differ from the default."""
-        return {
-            "max_bad_records": self.max_bad_records,
-            "max_bad_percent": self.max_bad_percent,
-            "atomic": self.atomic or None,
-            "write": None if self.write is WriteMode.APPEND else self.write.value,
-            "dry_run": self.dry_run or None,
-            "skip_leading_rows": self.skip_leading_rows or None,
-            "allow_quoted_newlines": self.allow_quoted_newlines or None,
-        }
+        return LoadOptions(**asdict(self)).changed()
 
     def refuse_with_update(self) -> None:
         """Exit with a usage error if these options cannot go with ``--on-conflict update``."""

@@ -62,8 +62,16 @@ class LoadOptions:
             )
         return None
 
+    def changed(self) -> dict[str, Any]:
+        """The options that differ from the default, by name (the query parameters' names)."""
+        return {
+            k: v.value if isinstance(v, WriteMode) else v
+            for k, v in asdict(self).items()
+            if v != _DEFAULTS[k]
+        }
+
     def as_json(self) -> str:
-        return orjson.dumps({k: v for k, v in asdict(self).items() if v != _DEFAULTS[k]}).decode()
+        return orjson.dumps(self.changed()).decode()
 
     @classmethod
     def from_json(cls, text: str | None) -> LoadOptions:
