@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from common.sql.db import Database
+from common.usecases.summary import check_summary
 from tests.faults.conftest import (
     Fleet,
     file_chunks,
@@ -95,6 +97,12 @@ def test_an_atomic_load_killed_while_staging_and_while_publishing_publishes_once
             len(expected_ids),
             sum(expected_ids),
         ), truth
+        # the reports' summary equals a recount of them,
+        db = Database.from_url(url)
+        try:
+            assert check_summary(db).matches
+        finally:
+            db.dispose()
         # every invalid row is stored once, and no staged row is left behind.
         stored = query(
             url,
