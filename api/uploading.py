@@ -15,7 +15,7 @@ from api.multipart import MultipartEvents, boundary_of, file_name
 from api.problems import Problem
 from common.blob import BlobWriter
 from common.errors import IngestError
-from common.model.catalog import LOAD_ORDER, table_spec
+from common.model.catalog import load_order, table_spec
 from common.pipeline.cutting import PartCutter
 from common.sql.db import utcnow
 from common.stores.uploads import UploadFiles
@@ -223,6 +223,6 @@ def _start_field(
             422,
             "Unknown table",
             f"multipart field {name!r} is not a table; name each file field after its "
-            f"table: {', '.join(LOAD_ORDER)}",
+            f"table: {', '.join(load_order())}",
         ) from None
     return UploadSink(receiving, name, original)

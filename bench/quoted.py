@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.generate import write_hired, write_parents
 from bench.run import DATA
 from bench.service import running_service
-from common.model.catalog import TABLES
+from common.model.catalog import current
 from common.pipeline.blocks import line_blocks
 from common.pipeline.csvparse import parse_block
 from common.pipeline.validation import validate
@@ -65,7 +65,7 @@ def load_once(path: Path, rows: int, quoted_newlines: bool, workdir: Path) -> tu
 
 def pipeline_cpu_seconds(path: Path, rows: int, quoted_newlines: bool) -> float:
     """CPU seconds to cut ``path`` into blocks, parse and validate them, as a worker does."""
-    spec = TABLES["hired_employees"]
+    spec = current().tables["hired_employees"]
     start = time.process_time()
     valid, line = 0, 1
     with path.open("rb") as f:

@@ -19,8 +19,8 @@ import pyarrow as pa
 from bench.databases import COLUMNS, drop_pg_database, libpq, migrated, new_pg_database
 from bench.results import Result, timed
 from common.sql.bulk import existing_among
+from common.sql.catalog_tables import data_table
 from common.sql.db import Database
-from common.sql.schema import data_tables
 from common.stores import hire_counts
 from common.stores.reports import departments_above_mean, hires_by_quarter
 from common.usecases.summary import check_summary, fold_changes
@@ -60,7 +60,7 @@ def vacuum_worth(path: Path, rows: int) -> list[Result]:
         command = f"\\copy hired_employees ({','.join(COLUMNS)}) FROM '{path}' CSV"
         subprocess.run(["psql", "-q", libpq(url), "-c", command], check=True)
         with db.write() as conn:  # the first full scan also sets the rows' hint bits
-            hire_counts.add_from(conn, "hired_employees", data_tables["hired_employees"])
+            hire_counts.add_from(conn, "hired_employees", data_table("hired_employees"))
         fold_changes(db)
         before = _reads(db, rows, "Before VACUUM")
         vacuum = timed(lambda: db.refresh_after_bulk_load("hired_employees"))

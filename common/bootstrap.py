@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from common.backup.records import BackupCatalog
 from common.blob import BlobStore
 from common.blob.local import LocalBlobStore
+from common.model import catalog
+from common.model.catalog_file import load_catalog
 from common.queue import JobQueue
 from common.queue.sql import SqlJobQueue
 from common.retry import RetryPolicy
@@ -77,6 +79,7 @@ def build_services(
     retry: RetryPolicy | None = None,
 ) -> Services:
     """``retry``, when given, replaces both retry policies (tests pass one that never waits)."""
+    catalog.activate(load_catalog(settings.catalog_file))
     db = Database.from_url(settings.sqlalchemy_url)
     blob = blob or build_blob_store(settings)
     for container in (settings.blob_container_name_historic, settings.blob_container_name_backup):

@@ -10,7 +10,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from common.errors import IngestError
-from common.model.catalog import LOAD_ORDER
+from common.model.catalog import load_order
 from common.model.jobs import JobStatus
 from common.queue import JobQueue
 from common.sql.db import Database
@@ -66,7 +66,7 @@ class ServiceCollector(Collector):
             up.add_metric([], 0)
             yield up
             return
-        for table in LOAD_ORDER:
+        for table in load_order():
             r = per_table.get(table)
             for outcome in ("read", "inserted", "rejected"):
                 rows.add_metric([table, outcome], float(getattr(r, outcome) if r else 0))

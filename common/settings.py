@@ -20,6 +20,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.access import ApiKeys, is_loopback
+from common.model.catalog_file import load_catalog
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql", "mssql")
 MSSQL_DRIVER = "ODBC Driver 18 for SQL Server"
@@ -159,6 +160,9 @@ class Settings(BaseSettings):
     backup_retention: int | None = Field(
         default=None, ge=1, description="Backups kept per table; older ones are deleted."
     )
+    catalog_file: Path | None = Field(
+        default=None, description="TOML file declaring the tables to load (the shipped three)."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", description="Least severe level logged (any case)."
     )
@@ -172,6 +176,12 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("catalog_file")
+    @classmethod
+    def _readable_catalog(cls, value: Path | None) -> Path | None:
+        load_catalog(value)  # a CatalogError (a ValueError) names every mistake in the file
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> Settings:

@@ -18,7 +18,7 @@ from common.backup.errors import BackupInvalid, BackupNotFound, RestoreConflict
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.writer import take_backups
 from common.bootstrap import Services
-from common.model.catalog import LOAD_ORDER, table_spec
+from common.model.catalog import load_order, table_spec
 from common.usecases.restore import restore_tables
 
 router = APIRouter(tags=["backups"], dependencies=[AdminAccess])
@@ -98,7 +98,7 @@ def _as_problems() -> Iterator[None]:
     summary="Back up every table, from one snapshot, as one run",
 )
 def back_up_all(services: ServicesDep) -> BackupRunOut:
-    records = take_backups(services.db, services.backups, LOAD_ORDER)
+    records = take_backups(services.db, services.backups, load_order())
     return BackupRunOut(run_id=records[0].run_id, backups=[_out(r) for r in records])
 
 

@@ -15,7 +15,7 @@ from api.schemas import JobOut, UploadsOut
 from api.security import WriteAccess
 from api.uploading import Receiving, UploadSink, receive_multipart, receive_raw, request_body
 from common.bootstrap import Services
-from common.model.catalog import LOAD_ORDER, table_spec
+from common.model.catalog import load_order, table_spec
 from common.model.jobs import Job
 from common.model.options import LoadOptions, WriteMode
 from common.usecases.submit import Submission, submit
@@ -48,7 +48,7 @@ _MANY_FILES_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {t: {"type": "string", "format": "binary"} for t in LOAD_ORDER},
+                    "properties": {t: {"type": "string", "format": "binary"} for t in load_order()},
                 }
             }
         },
@@ -215,7 +215,7 @@ async def upload_many(
         raise Problem(
             415,
             "Unsupported media type",
-            f"send multipart/form-data with one file field per table ({', '.join(LOAD_ORDER)})",
+            f"send multipart/form-data with one file field per table ({', '.join(load_order())})",
         )
     _check_declared_size(request, services.settings.max_upload_bytes)
     sinks = await receive_multipart(
@@ -226,10 +226,10 @@ async def upload_many(
     )
     if not sinks:
         raise Problem(
-            422, "No files", f"the body holds no file field named {', '.join(LOAD_ORDER)}"
+            422, "No files", f"the body holds no file field named {', '.join(load_order())}"
         )
     # Parents first: a child job waits only for parent uploads submitted before it.
-    sinks.sort(key=lambda s: LOAD_ORDER.index(s.table))
+    sinks.sort(key=lambda s: load_order().index(s.table))
     results = [(JobOut.of(job), created) for job, created in await _submit(services, sinks, how)]
     _answer(response, results)
     return UploadsOut(jobs=[job for job, _ in results])

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from common.backup.errors import BackupInvalid
-from common.model.catalog import Kind, TableSpec
+from common.model.catalog import ColumnType, TableSpec
 
 SCHEMA_VERSION = 1
 # Versions this code can restore; an older layout would get its own entry (and a converter).
@@ -26,11 +26,10 @@ META_VERSION = "ingest.schema_version"
 _EPOCH = datetime(1970, 1, 1)
 _MICROSECOND = timedelta(microseconds=1)
 
-_TYPES: dict[Kind, Any] = {
-    Kind.ID: "long",
-    Kind.REF: "long",
-    Kind.TEXT: "string",
-    Kind.DATETIME: {"type": "long", "logicalType": "timestamp-micros"},
+_TYPES: dict[ColumnType, Any] = {
+    ColumnType.ID: "long",
+    ColumnType.TEXT: "string",
+    ColumnType.TIMESTAMP: {"type": "long", "logicalType": "timestamp-micros"},
 }
 
 
@@ -43,7 +42,7 @@ def table_schema(spec: TableSpec, version: int = SCHEMA_VERSION) -> dict[str, An
         "name": spec.name,
         "namespace": f"{NAMESPACE}.v{version}",
         "doc": f"One row of the {spec.name} table (backup schema version {version}).",
-        "fields": [{"name": c.name, "type": _TYPES[c.kind]} for c in spec.columns],
+        "fields": [{"name": c.name, "type": _TYPES[c.type]} for c in spec.columns],
     }
 
 

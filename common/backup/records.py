@@ -17,7 +17,7 @@ import structlog
 from common.backup.errors import BackupNotFound
 from common.blob import BlobInfo, BlobStore
 from common.errors import BlobNotFound
-from common.model.catalog import LOAD_ORDER
+from common.model.catalog import load_order
 
 log = structlog.get_logger("ingest.backup")
 
@@ -72,7 +72,7 @@ class BackupRecord:
             created_at=datetime.fromisoformat(meta["created_at"]).replace(tzinfo=None),
             last_job_id=meta.get("last_job_id") or None,
         )
-        if not BACKUP_ID.match(record.backup_id) or record.table not in LOAD_ORDER:
+        if not BACKUP_ID.match(record.backup_id) or record.table not in load_order():
             raise ValueError("not a backup record")
         return record
 
@@ -110,7 +110,7 @@ class BackupCatalog:
     def get(self, backup_id: str) -> BackupRecord:
         """One backup by id, or :class:`BackupNotFound`."""
         if BACKUP_ID.match(backup_id):
-            for table in LOAD_ORDER:
+            for table in load_order():
                 try:
                     info = self.blob.info(self.container, blob_name(table, backup_id))
                 except BlobNotFound:
@@ -128,7 +128,7 @@ class BackupCatalog:
         newest: dict[str, BackupRecord] = {}
         for record in records:  # newest first: keep the newest per table
             newest.setdefault(record.table, record)
-        return [newest[t] for t in LOAD_ORDER if t in newest]
+        return [newest[t] for t in load_order() if t in newest]
 
     def read(self, record: BackupRecord, chunk_size: int = 4 * 1024 * 1024) -> Iterator[bytes]:
         """The bytes of a backup file, streamed."""

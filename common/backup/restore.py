@@ -22,10 +22,10 @@ from common.backup.errors import BackupInvalid, RestoreConflict
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.streams import ChunkSource, buffered
 from common.errors import IngestError
-from common.model.catalog import LOAD_ORDER, TABLES, Kind, TableSpec, table_spec
+from common.model.catalog import ColumnType, TableSpec, current, load_order, table_spec
 from common.sql.bulk import bulk_insert
+from common.sql.catalog_tables import data_table, key_column
 from common.sql.db import Database
-from common.sql.schema import data_tables
 from common.stores import hire_counts
 
 log = structlog.get_logger("ingest.backup")
@@ -90,9 +90,9 @@ def _arrow(spec: TableSpec, rows: list[dict[str, Any]]) -> pa.Table:
     arrays: dict[str, pa.Array] = {}
     for col in spec.columns:
         values = [r[col.name] for r in rows]
-        if col.kind is Kind.TEXT:
+        if col.type is ColumnType.TEXT:
             arrays[col.name] = pa.array(values, pa.string())
-        elif col.kind is Kind.DATETIME:
+        elif col.type is ColumnType.TIMESTAMP:
             # fastavro gives aware UTC datetimes; the database keeps naive UTC.
             aware = pa.array(values, pa.timestamp("us", tz="UTC"))
             arrays[col.name] = aware.cast(pa.timestamp("us"))
@@ -114,7 +114,7 @@ def _restore_table(
     _check_hash(record, source)
     # Counted once the table is whole: one pass over it, rather than a change row per key
     # for every batch.
-    hire_counts.add_from(conn, spec.name, data_tables[spec.name])
+    hire_counts.add_from(conn, spec.name, data_table(spec.name))
     if stored != record.row_count:
         raise BackupInvalid(
             f"backup {record.backup_id} holds {stored} rows, its record says {record.row_count}"
@@ -126,13 +126,13 @@ def dangling_references(conn: Connection, tables: Sequence[str]) -> dict[str, in
     """Rows (``table.column`` → count) that reference a missing id, in tables touched by a
     restore of ``tables`` (the tables themselves and their children)."""
     found: dict[str, int] = {}
-    for spec in TABLES.values():
-        child = data_tables[spec.name]
+    for spec in current().specs:
+        child = data_table(spec.name)
         for col in spec.columns:
             if not col.references or (spec.name not in tables and col.references not in tables):
                 continue
-            parent = data_tables[col.references]
-            missing = ~exists().where(parent.c.id == child.c[col.name])
+            parent = data_table(col.references)
+            missing = ~exists().where(key_column(parent) == child.c[col.name])
             count = conn.execute(select(func.count()).select_from(child).where(missing)).scalar()
             if count:
                 found[f"{spec.name}.{col.name}"] = int(count)
@@ -160,7 +160,7 @@ def restore(
     tables = [r.table for r in records]
     if len(set(tables)) != len(tables):
         raise BackupInvalid("a restore takes at most one backup per table")
-    ordered = sorted(records, key=lambda r: LOAD_ORDER.index(r.table))
+    ordered = sorted(records, key=lambda r: load_order().index(r.table))
     for record in ordered:
         verify(catalog, record)
     restored: dict[str, int] = {}
@@ -193,6 +193,6 @@ def _describe(dangling: dict[str, int]) -> str:
     parts = []
     for qualified, count in dangling.items():
         table, column = qualified.split(".")
-        parent = next(c.references for c in TABLES[table].columns if c.name == column)
+        parent = next(c.references for c in current().tables[table].columns if c.name == column)
         parts.append(f"{count} {table} rows whose {column} is not an id in {parent}")
     return " and ".join(parts)

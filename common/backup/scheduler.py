@@ -24,7 +24,7 @@ from sqlalchemy import insert, or_, select, update
 from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.writer import take_backups
 from common.errors import ConcurrentUpdate, IngestError
-from common.model.catalog import LOAD_ORDER
+from common.model.catalog import load_order
 from common.sql.db import Database, utcnow
 from common.sql.schema import leases
 
@@ -58,7 +58,7 @@ def run_id_for(at: datetime) -> str:
 def apply_retention(catalog: BackupCatalog, keep: int) -> list[BackupRecord]:
     """Delete all but the newest ``keep`` backups of each table; return those deleted."""
     deleted: list[BackupRecord] = []
-    for table in LOAD_ORDER:
+    for table in load_order():
         for record in catalog.all(table)[keep:]:
             catalog.delete(record)
             deleted.append(record)

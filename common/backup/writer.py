@@ -27,10 +27,11 @@ from common.backup.avroschema import (
 from common.backup.records import BackupCatalog, BackupRecord, blob_name
 from common.backup.streams import BlobSink
 from common.blob import BlobWriter
-from common.model.catalog import LOAD_ORDER, Kind, TableSpec, table_spec
+from common.model.catalog import ColumnType, TableSpec, load_order, table_spec
 from common.model.jobs import JobStatus
+from common.sql.catalog_tables import data_table, key_column
 from common.sql.db import Database, utcnow
-from common.sql.schema import data_tables, ingest_jobs
+from common.sql.schema import ingest_jobs
 
 log = structlog.get_logger("ingest.backup")
 
@@ -55,12 +56,12 @@ def newest_job_id(conn: Connection, table: str) -> str | None:
 
 
 def _pages(conn: Connection, spec: TableSpec, page_rows: int) -> Iterator[Sequence[Any]]:
-    table = data_tables[spec.name]
+    table = data_table(spec.name)
     last: int | None = None
     while True:
-        query = select(*(table.c[n] for n in spec.column_names)).order_by(table.c.id)
+        query = select(*(table.c[n] for n in spec.column_names)).order_by(key_column(table))
         if last is not None:
-            query = query.where(table.c.id > last)
+            query = query.where(key_column(table) > last)
         rows = conn.execute(query.limit(page_rows)).all()
         if not rows:
             return
@@ -79,7 +80,7 @@ def _write_table(
         metadata={META_TABLE: spec.name, META_VERSION: str(SCHEMA_VERSION)},
     )
     names = spec.column_names
-    stamps = {i for i, c in enumerate(spec.columns) if c.kind is Kind.DATETIME}
+    stamps = {i for i, c in enumerate(spec.columns) if c.type is ColumnType.TIMESTAMP}
     count = 0
     for rows in _pages(conn, spec, page_rows):
         for row in rows:
@@ -97,7 +98,7 @@ def _write_table(
 def take_backups(
     db: Database,
     catalog: BackupCatalog,
-    tables: Sequence[str] = LOAD_ORDER,
+    tables: Sequence[str] = load_order(),
     *,
     run_id: str | None = None,
     page_rows: int = PAGE_ROWS,
@@ -107,7 +108,7 @@ def take_backups(
     A ``run_id`` given (a scheduled run) makes the backup ids follow from it, so a run taken
     again after a crash replaces its own files instead of adding to them.
     """
-    specs = [table_spec(t) for t in LOAD_ORDER if t in tables]
+    specs = [table_spec(t) for t in load_order() if t in tables]
     run = run_id or uuid.uuid4().hex
     writers: list[BlobWriter] = []
     pending: list[tuple[BlobWriter, BackupRecord]] = []

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from common.model.catalog import MAX_TEXT_LENGTH, Kind, TableSpec
+from common.model.catalog import MAX_TEXT_LENGTH, ColumnType, TableSpec
 from common.model.rows import FieldError, RawRows, Rejection, ValidRows
 from common.model.rules import IN_INPUT, MAX_ID_DIGITS, broken
 
@@ -110,9 +110,9 @@ def validate(spec: TableSpec, rows: RawRows, line_breaks: bool = False) -> Valid
         text = pc.utf8_trim_whitespace(rows.fields[column.name])
         col = _Column(column.name, size)
         col.check(pc.equal(pc.utf8_length(text), 0), "required")
-        if column.kind in (Kind.ID, Kind.REF):
+        if column.type is ColumnType.ID:
             typed[column.name] = _id_column(col, text)
-        elif column.kind is Kind.TEXT:
+        elif column.type is ColumnType.TEXT:
             typed[column.name] = _text_column(col, text, line_breaks)
         else:
             typed[column.name] = _datetime_column(col, text)
@@ -155,7 +155,7 @@ def _first_of_each_id(table: pa.Table, spec: TableSpec) -> tuple[pa.Table, list[
     """Keep the first row of each id in the block; later ones are duplicates."""
     if table.num_rows < 2:
         return table, []
-    id_name = spec.columns[0].name
+    id_name = spec.key.name
     ids = table.column(id_name)
     if pc.count_distinct(ids).as_py() == table.num_rows:
         return table, []

@@ -28,8 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from common.sql.catalog_tables import data_table, key_column
 from common.sql.odbc_bulk import fast_insert, rows_of
-from common.sql.schema import data_tables
 
 # Up to this many possible ids per candidate, a range scan is cheaper than a list of ids.
 _DENSE_RANGE = 4
@@ -39,7 +39,7 @@ def id_in(table: str, dialect: str) -> ColumnElement[bool]:
     """``id IN (:ids)`` for any number of ids as one parameter (SQL Server takes at most 2,100
     per request): an array on PostgreSQL, a JSON array on SQLite (``json_each``) and SQL Server
     (``OPENJSON``); see :func:`ids_parameter`."""
-    ids = data_tables[table].c.id
+    ids = key_column(data_table(table))
     if dialect == "postgresql":
         return ids == func.any(bindparam("ids", type_=ARRAY(BigInteger)))
     if dialect == "mssql":
@@ -58,7 +58,7 @@ def ids_parameter(dialect: str, ids: list[int]) -> Any:
 
 def existing_ids_query(table: str, dialect: str) -> Select[Any]:
     """``SELECT id FROM table WHERE id IN (:ids)``, the ids as one parameter."""
-    return select(data_tables[table].c.id).where(id_in(table, dialect))
+    return select(key_column(data_table(table))).where(id_in(table, dialect))
 
 
 def existing_among(conn: Connection, table: str, candidates: pa.Array) -> pa.Array:
@@ -69,7 +69,7 @@ def existing_among(conn: Connection, table: str, candidates: pa.Array) -> pa.Arr
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if high - low < _DENSE_RANGE * len(unique):
         # Ids in a file mostly come in runs: one range scan on the key beats a huge parameter.
-        ids = data_tables[table].c.id
+        ids = key_column(data_table(table))
         found = conn.execute(select(ids).where(ids.between(low, high))).scalars()
         return pa.array(list(found), pa.int64())
     param = ids_parameter(conn.dialect.name, unique.to_pylist())

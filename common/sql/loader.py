@@ -46,7 +46,7 @@ def load_rows(
     table = rows.table
     if table.num_rows == 0:
         return Loaded(0, 0, [])
-    id_col = spec.columns[0].name
+    id_col = spec.key.name
     ids = table.column(id_col).combine_chunks()
 
     errors: dict[str, pa.Array] = {}
@@ -92,7 +92,7 @@ def _refusals(
     refused = table.filter(refused_mask)
     masks = {name: mask.filter(refused_mask).to_pylist() for name, mask in errors.items()}
     values = {name: refused.column(name).to_pylist() for name in errors}
-    id_col = spec.columns[0].name
+    id_col = spec.key.name
     out: list[Rejection] = []
     for i, (line, raw) in enumerate(
         zip(refused.column("line").to_pylist(), refused.column("raw").to_pylist(), strict=True)

@@ -10,16 +10,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
 from sqlalchemy import Connection, inspect, text
 
 from common.errors import PermanentError
-from common.model.catalog import TABLES
+from common.model.catalog import current
 from common.settings import load_settings
+from common.sql.catalog_sync import sync_catalog
 from common.sql.db import Database
 from common.stores.gates import TableGates
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = structlog.get_logger("ingest.schema")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # The newest revision (a test holds it to Alembic's head). A database already there is not
@@ -105,7 +109,7 @@ def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (the newest by default); concurrent callers wait for
     each other on a database lock."""
     if revision == "head" and current_revision(db) == HEAD:
-        TableGates(db).ensure(TABLES)
+        _sync_catalog(db)
         return
     from alembic import command
 
@@ -129,7 +133,14 @@ def upgrade(db: Database, revision: str = "head") -> None:
                 conn.execute(text(MSSQL_RELEASE_LOCK))
                 conn.commit()
     if revision == "head":
-        TableGates(db).ensure(TABLES)
+        _sync_catalog(db)
+
+
+def _sync_catalog(db: Database) -> None:
+    """The catalog's tables, after the service's own (see :mod:`common.sql.catalog_sync`)."""
+    for change in sync_catalog(db, current()):
+        log.info("catalog change applied", change=change)
+    TableGates(db).ensure(current().load_order)
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
-"""SQLAlchemy Core tables: the three data tables and the service's own bookkeeping.
+"""SQLAlchemy Core tables of the service's own bookkeeping (the data tables are the catalog's:
+see :mod:`common.sql.catalog_tables`).
 
 Times are stored as naive UTC ``DateTime`` so that SQLite, PostgreSQL and SQL Server agree.
-The migrations under ``common/sql/migrations`` create exactly these; a test keeps the two in step.
+The migrations under ``common/sql/migrations`` create exactly these (and the shipped catalog's
+tables, which they created before tables were declared in a catalog); a test keeps them in step.
 """
 
 from __future__ import annotations
@@ -28,34 +30,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import mssql
 
-from common.model.catalog import TABLES, Kind, TableSpec
-
 metadata = MetaData()
 
 # INTEGER PRIMARY KEY is SQLite's rowid: 64-bit and the fastest key it has.
 Id = BigInteger().with_variant(Integer(), "sqlite")
 # SQL Server's DATETIME keeps 1/300 s; DATETIME2(6) keeps the microseconds the others keep.
 Timestamp = DateTime().with_variant(mssql.DATETIME2(precision=6), "mssql")  # type: ignore[no-untyped-call]
-
-
-def _data_table(spec: TableSpec) -> Table:
-    columns: list[Column[object]] = []
-    for col in spec.columns:
-        if col.kind is Kind.ID:
-            columns.append(Column(col.name, Id, primary_key=True, autoincrement=False))
-        elif col.kind is Kind.TEXT:
-            columns.append(Column(col.name, Unicode(255), nullable=False))
-        elif col.kind is Kind.DATETIME:
-            columns.append(Column(col.name, Timestamp, nullable=False))
-        else:
-            # References are enforced by the loader, set-based, in the same transaction as the
-            # insert; a FOREIGN KEY would repeat that check once per row and cost more than half
-            # of the load time on PostgreSQL (measured in docs/performance.md).
-            columns.append(Column(col.name, Id, nullable=False))
-    return Table(spec.name, metadata, *columns)
-
-
-data_tables: dict[str, Table] = {name: _data_table(spec) for name, spec in TABLES.items()}
 
 
 # What the reports read instead of hired_employees (see common/stores/hire_counts.py): hires
@@ -79,29 +59,6 @@ hire_counts = Table(
 )
 
 hire_count_changes = Table("hire_count_changes", metadata, *_hire_count_columns())
-
-
-def _staging_table(spec: TableSpec) -> Table:
-    """Where a staged load keeps a table's valid rows until it publishes them all at once:
-    the rows with their job, line and raw text (for rejections found at publish)."""
-    columns: list[Column[object]] = [
-        Column("job_seq", Integer, nullable=False),
-        Column("line", BigInteger, nullable=False),
-        Column("raw", UnicodeText, nullable=False),
-    ]
-    for col in spec.columns:
-        column = data_tables[spec.name].c[col.name]
-        columns.append(Column(col.name, column.type, nullable=False))
-    return Table(
-        f"stage_{spec.name}",
-        metadata,
-        *columns,
-        PrimaryKeyConstraint("job_seq", "line"),
-        Index(f"ix_stage_{spec.name}_job_id", "job_seq", spec.columns[0].name),
-    )
-
-
-staging_tables: dict[str, Table] = {name: _staging_table(spec) for name, spec in TABLES.items()}
 
 
 ingest_jobs = Table(

@@ -42,16 +42,22 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from common.errors import PermanentError
+from common.model.catalog import current
 from common.sql.bulk import bulk_insert
+from common.sql.catalog_tables import data_table
 from common.sql.db import COUNTED
-from common.sql.schema import data_tables, hire_count_changes, hire_counts
+from common.sql.schema import hire_count_changes, hire_counts
 
 SOURCE = "hired_employees"
 KEY = ("hire_year", "hire_quarter", "department_id", "job_id")
 Key = tuple[int, int, int, int]
 _CHANGES = pa.schema([(name, pa.int64()) for name in (*KEY, "hires")])
 
-_hired = data_tables[SOURCE]
+
+def _counts(table: str) -> bool:
+    """Whether writes to ``table`` change the summary: hired_employees, when the catalog
+    declares the tables the reports read."""
+    return table == SOURCE and current().has_reports
 
 
 class _DatePart(FunctionElement[int]):
@@ -119,7 +125,7 @@ def add_from(
 ) -> None:
     """Count the rows ``source`` (with hired_employees' columns) holds where ``where``: the
     rows an ``INSERT … SELECT`` just put into ``table``."""
-    if table == SOURCE:
+    if _counts(table):
         conn.execute(counting(source, where, 1))
 
 
@@ -138,15 +144,16 @@ def delete_counted(
     statement, on SQL Server through its ``OUTPUT``. SQLite has one writer at a time, so what
     it reads first is what it deletes.
     """
-    target = data_tables[table]
+    target = data_table(table)
     statement = delete(target) if where is None else delete(target).where(where)
     bound = dict(params or {})
-    if table != SOURCE:
+    if not _counts(table):
         return int(conn.execute(statement, bound).rowcount)
     if conn.dialect.name == "sqlite":
-        conn.execute(counting(_hired, where, -1), bound)
+        conn.execute(counting(data_table(SOURCE), where, -1), bound)
         return int(conn.execute(statement, bound).rowcount)
-    keys = (_hired.c.datetime, _hired.c.department_id, _hired.c.job_id)
+    hired = data_table(SOURCE)
+    keys = (hired.c.datetime, hired.c.department_id, hired.c.job_id)
     if conn.dialect.name == "postgresql":
         gone = statement.returning(*keys).cte("gone")
         uncount = (
@@ -171,7 +178,7 @@ def delete_counted(
 
 def add_rows(conn: Connection, table: str, rows: pa.Table) -> None:
     """Count ``rows`` (Arrow, with hired_employees' columns), just inserted into ``table``."""
-    if table != SOURCE or rows.num_rows == 0:
+    if not _counts(table) or rows.num_rows == 0:
         return
     _append(conn, _counted(rows, 1))
 
@@ -245,7 +252,7 @@ def totals(conn: Connection) -> dict[Key, int]:
 
 def recounted(conn: Connection) -> dict[Key, int]:
     """Hires by key, counted from hired_employees itself."""
-    return _by_key(conn.execute(recount(_hired)))
+    return _by_key(conn.execute(recount(data_table(SOURCE))))
 
 
 def fold(conn: Connection) -> int:

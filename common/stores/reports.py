@@ -14,12 +14,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select
 
+from common.sql.catalog_tables import data_table
 from common.sql.db import Database
-from common.sql.schema import data_tables
 from common.stores.hire_counts import counted
-
-_departments = data_tables["departments"]
-_jobs = data_tables["jobs"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,7 @@ def report_year(db: Database, year: int | None) -> int:
 def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
     """Hires per department and job in each quarter of ``year`` (UTC), ordered by department,
     then job, by :func:`name_key`."""
+    _departments, _jobs = data_table("departments"), data_table("jobs")
     both = counted(year)
     quarters = [
         func.sum(case((both.c.hire_quarter == q, both.c.hires), else_=0)).label(f"Q{q}")
@@ -105,6 +103,7 @@ def departments_above_mean(db: Database, year: int) -> tuple[float, list[Departm
 
     The mean is over every department in the table, counting those that hired nobody as zero.
     """
+    _departments = data_table("departments")
     both = counted(year)
     per_department = (
         select(both.c.department_id, func.sum(both.c.hires).label("hired"))

@@ -34,8 +34,9 @@ from sqlalchemy import (
 from common.model.catalog import TableSpec, children_of, table_spec
 from common.model.rows import FieldError
 from common.model.rules import IN_INPUT, encode
+from common.sql.catalog_tables import data_table, key_column, staging_table
 from common.sql.db import COUNTED
-from common.sql.schema import data_tables, job_rejections, staging_tables
+from common.sql.schema import job_rejections
 from common.stores import hire_counts
 
 Check = tuple[str, ColumnElement[bool]]
@@ -53,7 +54,7 @@ def _unrejected(st: Table) -> ColumnElement[bool]:
 
 def publishable(spec: TableSpec, job_seq: int) -> ColumnElement[bool]:
     """The job's staged rows that no check rejected."""
-    st = staging_tables[spec.name]
+    st = staging_table(spec.name)
     return and_(st.c.job_seq == job_seq, _unrejected(st))
 
 
@@ -61,8 +62,8 @@ def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bo
     """Store the rejections only the whole file and today's tables show: a later line of an id
     staged earlier; with ``taken``, an id the table holds; a reference to an id its parent
     lacks. How many rows were rejected."""
-    st = staging_tables[spec.name]
-    id_name = spec.columns[0].name
+    st = staging_table(spec.name)
+    id_name = spec.key.name
     earlier = st.alias("earlier")
     repeated = exists().where(
         earlier.c.job_seq == job_seq,
@@ -79,14 +80,14 @@ def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bo
     joined: FromClause = st
     checks: list[Check] = []
     if taken:
-        live = data_tables[spec.name].alias("live")
-        joined = joined.outerjoin(live, live.c.id == st.c[id_name])
-        checks.append((_code(id_name, "duplicate_id"), live.c.id.is_not(None)))
+        live = data_table(spec.name).alias("live")
+        joined = joined.outerjoin(live, key_column(live) == st.c[id_name])
+        checks.append((_code(id_name, "duplicate_id"), key_column(live).is_not(None)))
     for col in spec.columns:
         if col.references:
-            parent = data_tables[col.references].alias(f"parent_{col.name}")
-            joined = joined.outerjoin(parent, parent.c.id == st.c[col.name])
-            checks.append((_code(col.name, "unknown_reference"), parent.c.id.is_(None)))
+            parent = data_table(col.references).alias(f"parent_{col.name}")
+            joined = joined.outerjoin(parent, key_column(parent) == st.c[col.name])
+            checks.append((_code(col.name, "unknown_reference"), key_column(parent).is_(None)))
     if checks:
         broken = (
             select(st.c.line, st.c.job_seq, st.c.raw, _codes_of(checks))
@@ -119,14 +120,14 @@ def _store(conn: Connection, rows: Select[tuple[int, int, str, str]]) -> int:
 def dangling_if_replaced(conn: Connection, spec: TableSpec, job_seq: int) -> str:
     """The rows of other tables whose references would break if the job's publishable rows
     replaced the table; empty when none would."""
-    st = staging_tables[spec.name]
+    st = staging_table(spec.name)
     found = []
     for child_name in children_of(spec.name):
-        child = data_tables[child_name]
+        child = data_table(child_name)
         for col in table_spec(child_name).columns:
             if col.references != spec.name:
                 continue
-            kept = exists().where(publishable(spec, job_seq), st.c.id == child.c[col.name])
+            kept = exists().where(publishable(spec, job_seq), key_column(st) == child.c[col.name])
             count = conn.execute(select(func.count()).select_from(child).where(~kept)).scalar_one()
             if count:
                 found.append(f"{count} {child_name} rows whose {col.name} is not an id in the file")
@@ -138,14 +139,14 @@ def write_staged(
 ) -> tuple[int, int]:
     """Put the job's publishable rows into the table (``replace`` empties it first; ``update``
     first deletes the rows they replace); (inserted, updated)."""
-    st = staging_tables[spec.name]
-    live = data_tables[spec.name]
+    st = staging_table(spec.name)
+    live = data_table(spec.name)
     mine = publishable(spec, job_seq)
     updated = 0
     if replace:
         hire_counts.delete_counted(conn, spec.name)
     elif update:
-        replaced = live.c.id.in_(select(st.c.id).where(mine))
+        replaced = key_column(live).in_(select(key_column(st)).where(mine))
         updated = hire_counts.delete_counted(conn, spec.name, replaced)
     names = list(spec.column_names)
     stored = conn.execute(

@@ -16,7 +16,8 @@ from common.model.catalog import TableSpec
 from common.model.jobs import UNFINISHED
 from common.model.rows import ValidRows
 from common.sql.bulk import bulk_insert
-from common.sql.schema import ingest_jobs, staging_tables
+from common.sql.catalog_tables import staging_table, staging_tables
+from common.sql.schema import ingest_jobs
 
 
 def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> int:
@@ -32,7 +33,7 @@ def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> i
             **{name: table.column(name) for name in spec.column_names},
         }
     )
-    st = staging_tables[spec.name]
+    st = staging_table(spec.name)
     lines = table.column("line")
     low, high = pc.min(lines).as_py(), pc.max(lines).as_py()
 
@@ -50,7 +51,7 @@ def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> i
 
 def discard(conn: Connection, job_seq: int) -> None:
     """Forget every row the job staged, in whichever table."""
-    for st in staging_tables.values():
+    for st in staging_tables():
         conn.execute(delete(st).where(st.c.job_seq == job_seq))
 
 
@@ -60,5 +61,5 @@ def sweep_finished(conn: Connection) -> int:
     active = select(ingest_jobs.c.seq).where(ingest_jobs.c.status.in_(UNFINISHED))
     return sum(
         int(conn.execute(delete(st).where(st.c.job_seq.not_in(active))).rowcount)
-        for st in staging_tables.values()
+        for st in staging_tables()
     )

@@ -30,12 +30,12 @@ import structlog
 from sqlalchemy import Connection, exists, func, select, update
 
 from common.errors import IngestError, TableBusy
-from common.model.catalog import LOAD_ORDER, TableSpec, children_of, table_spec
+from common.model.catalog import TableSpec, children_of, load_order, table_spec
 from common.model.jobs import UNFINISHED, Job, JobStatus
 from common.model.options import WriteMode
+from common.sql.catalog_tables import data_table
 from common.sql.db import Database, utcnow
 from common.sql.loader import ON_CONFLICT_UPDATE
-from common.sql.schema import data_tables
 from common.sql.schema import ingest_jobs as jobs_t
 from common.sql.schema import job_parts as parts_t
 from common.stores.gates import TableGates
@@ -89,7 +89,7 @@ class Publisher:
             return Outcome(f"job already {job.status.value} with its group")
         if not all(j.parts_done == j.parts for j in group):
             return Outcome("staged; the other files of the upload are still staging", waiting=True)
-        group = sorted(group, key=lambda j: LOAD_ORDER.index(j.table))
+        group = sorted(group, key=lambda j: load_order().index(j.table))
         tables = {j.table for j in group}
         gated = sorted(tables | {p for t in tables for p in table_spec(t).parents})
         rewrites = [j.table for j in group if j.options.write is not WriteMode.APPEND]
@@ -190,7 +190,7 @@ class Publisher:
             raise _Refused("too_many_bad_records", why)
         if job.options.dry_run:
             return
-        live = data_tables[spec.name]
+        live = data_table(spec.name)
         write = job.options.write
         if write is WriteMode.EMPTY and conn.execute(select(exists().select_from(live))).scalar():
             raise _Refused(

@@ -19,7 +19,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select
 
 from common.bootstrap import Services
-from common.sql.schema import data_tables, hire_count_changes, hire_counts
+from common.sql.catalog_tables import data_table
+from common.sql.schema import hire_count_changes, hire_counts
 from common.stores import hire_counts as summary
 from common.stores.reports import hires_by_quarter
 from common.usecases.summary import SummaryFold, check_summary, fold_changes
@@ -32,7 +33,7 @@ JOBS = 3
 
 def recounted(services: Services) -> dict[Key, int]:
     """Hires by key, from the rows themselves."""
-    hired = data_tables["hired_employees"]
+    hired = data_table("hired_employees")
     with services.db.read() as conn:
         rows = conn.execute(select(hired.c.datetime, hired.c.department_id, hired.c.job_id))
         return dict(

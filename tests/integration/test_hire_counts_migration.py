@@ -7,9 +7,9 @@ from datetime import datetime
 from alembic import command
 from sqlalchemy import insert, inspect
 
+from common.sql.catalog_tables import data_table
 from common.sql.db import Database
 from common.sql.migrate import _config, upgrade
-from common.sql.schema import data_tables
 from common.stores.hire_counts import totals
 from common.usecases.summary import check_summary
 
@@ -36,11 +36,11 @@ def test_the_upgrade_counts_existing_hires_and_the_downgrade_restores_the_index(
         (6, datetime(2021, 12, 1), 2, 3),
     ]
     with db.write() as conn:
-        conn.execute(insert(data_tables["departments"]), [{"id": 1, "department": "A"}])
-        conn.execute(insert(data_tables["departments"]), [{"id": 2, "department": "B"}])
-        conn.execute(insert(data_tables["jobs"]), [{"id": j, "job": f"J{j}"} for j in (1, 3)])
+        conn.execute(insert(data_table("departments")), [{"id": 1, "department": "A"}])
+        conn.execute(insert(data_table("departments")), [{"id": 2, "department": "B"}])
+        conn.execute(insert(data_table("jobs")), [{"id": j, "job": f"J{j}"} for j in (1, 3)])
         conn.execute(
-            insert(data_tables["hired_employees"]),
+            insert(data_table("hired_employees")),
             [
                 {"id": i, "name": f"P{i}", "datetime": at, "department_id": d, "job_id": j}
                 for i, at, d, j in hires

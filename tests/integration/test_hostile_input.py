@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from common.bootstrap import Services
-from common.model.catalog import LOAD_ORDER
+from common.model.catalog import load_order
 from common.sql.schema import batch_rejections, batches
 from tests.conftest import SAMPLE_DATA
 from tests.support.corpus import (
@@ -84,7 +84,7 @@ def prepare(client: TestClient, case: Case) -> None:
 
 
 def all_ids(services: Services) -> dict[str, set[int]]:
-    return {table: set(table_ids(services, table)) for table in LOAD_ORDER}
+    return {table: set(table_ids(services, table)) for table in load_order()}
 
 
 def _plain(value: Any) -> Any:
@@ -104,7 +104,7 @@ def assert_only_new_ids(
     after = all_ids(services)
     assert sorted(after[table] - before[table]) == new_ids
     assert before[table] <= after[table], "no row may disappear"
-    for other in LOAD_ORDER:
+    for other in load_order():
         if other != table:
             assert after[other] == before[other], f"{other} must be untouched"
 
@@ -357,4 +357,4 @@ def test_a_bad_request_is_refused_as_documented(
         assert client.get("/jobs").json()["total"] == 0
         container = services.settings.blob_container_name_historic
         assert list(services.blob.list(container)) == []
-        assert all_ids(services) == {table: set() for table in LOAD_ORDER}
+        assert all_ids(services) == {table: set() for table in load_order()}

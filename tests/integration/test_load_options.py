@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from common.bootstrap import Services
-from common.sql.schema import staging_tables
+from common.sql.catalog_tables import staging_tables
 from common.usecases.publish import Publisher
 from common.usecases.retention import Retention, RetentionPolicy
 from tests.support.faults import HookedParts
@@ -74,7 +74,7 @@ def staged_rows(services: Services) -> int:
     with services.db.read() as conn:
         return sum(
             int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-            for t in staging_tables.values()
+            for t in staging_tables()
         )
 
 

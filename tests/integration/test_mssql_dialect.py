@@ -25,9 +25,10 @@ from sqlalchemy.sql.functions import FunctionElement
 from api.app import create_app
 from common.bootstrap import build_services
 from common.errors import PermanentError
-from common.model.catalog import TABLES
+from common.model.catalog import load_order
 from common.queue import OutgoingMessage
 from common.sql.bulk import existing_ids_query, id_in
+from common.sql.catalog_tables import data_table
 from common.sql.db import SNAPSHOT_ISOLATION
 from common.sql.migrate import (
     MSSQL_RELEASE_LOCK,
@@ -36,7 +37,6 @@ from common.sql.migrate import (
     offline_sql,
     upgrade,
 )
-from common.sql.schema import data_tables
 from common.stores.hire_counts import counting
 from common.usecases.summary import fold_changes
 from tests.conftest import NO_WAIT_RETRY, SAMPLE_DATA, make_settings
@@ -92,7 +92,7 @@ def _run_everything(tmp_path: Path) -> Recorded:
         seen.append((compiled.statement, len(per_row or ())))
 
     with TestClient(create_app(services=services)) as client:
-        files = {t: (f"{t}.csv", (SAMPLE_DATA / f"{t}.csv").read_bytes()) for t in TABLES}
+        files = {t: (f"{t}.csv", (SAMPLE_DATA / f"{t}.csv").read_bytes()) for t in load_order()}
         assert client.post("/uploads", files=files).status_code == 202
         drain(services)
         # The largest block, inserted, then replaced in part: the delete of replaced ids and the
@@ -287,7 +287,7 @@ def _parse_the_fixed_statements_at_once() -> None:
             MSSQL_TAKE_LOCK,
             MSSQL_RELEASE_LOCK,
             _SNAPSHOT,
-            *(as_tsql(existing_ids_query(table, "mssql")) for table in TABLES),
+            *(as_tsql(existing_ids_query(table, "mssql")) for table in load_order()),
             _UNCOUNT_BY_IDS,
         ]
     )
@@ -360,7 +360,7 @@ def test_a_migration_lock_not_granted_stops_the_upgrade(status: int, why: str) -
 
 # The hire counts of rows about to be replaced, their ids as one JSON parameter.
 _UNCOUNT_BY_IDS = as_tsql(
-    counting(data_tables["hired_employees"], id_in("hired_employees", "mssql"), -1)
+    counting(data_table("hired_employees"), id_in("hired_employees", "mssql"), -1)
 )
 
 
@@ -370,7 +370,7 @@ def test_the_hire_counts_of_replaced_rows_are_t_sql_with_one_json_parameter() ->
 
 
 def test_the_id_lookups_take_one_json_parameter_on_sql_server() -> None:
-    statements = [as_tsql(existing_ids_query(table, "mssql")) for table in TABLES]
+    statements = [as_tsql(existing_ids_query(table, "mssql")) for table in load_order()]
 
     assert all("OPENJSON" in sql.upper() and placeholders(sql) == 1 for sql in statements)
     assert problems(statements) == {}

@@ -17,8 +17,8 @@ from sqlalchemy import delete, select, update
 
 from common.bootstrap import Services
 from common.model.jobs import JobStatus
+from common.sql.catalog_tables import data_table
 from common.sql.db import utcnow
-from common.sql.schema import data_tables
 from common.sql.schema import job_parts as parts_t
 from common.sql.schema import queue_messages as qm
 from tests.support.faults import HookedParts
@@ -60,7 +60,7 @@ def departments(first_id: int, rows: int) -> bytes:
 
 
 def ids_in(services: Services, low: int, high: int) -> list[int]:
-    t = data_tables["departments"]
+    t = data_table("departments")
     with services.db.read() as conn:
         return list(conn.execute(select(t.c.id).where(t.c.id.between(low, high))).scalars())
 

@@ -17,9 +17,9 @@ from common.backup.writer import snapshot
 from common.model.catalog import table_spec
 from common.pipeline.jsonrows import rows_from_json
 from common.pipeline.validation import validate
+from common.sql.catalog_tables import data_table
 from common.sql.db import Database
 from common.sql.odbc_bulk import fast_insert, rows_of
-from common.sql.schema import data_tables
 from common.stores.writes import Written, write_rows
 from common.usecases.summary import check_summary, fold_changes
 from tests.support.mssql_odbc import Sent, mssql_on_postgres
@@ -109,7 +109,7 @@ def sql_server_path() -> Iterator[tuple[Database, Sent, str]]:
         db = found[0]
         with db.write() as conn:
             conn.execute(
-                data_tables["jobs"].insert(), [{"id": i, "job": f"Job {i}"} for i in range(1, 184)]
+                data_table("jobs").insert(), [{"id": i, "job": f"Job {i}"} for i in range(1, 184)]
             )
         yield found
 
@@ -123,7 +123,7 @@ def _load(
 
 
 def _departments(db: Database) -> list[tuple[int, str]]:
-    t = data_tables["departments"]
+    t = data_table("departments")
     with db.read() as conn:
         return [(int(r.id), str(r.department)) for r in conn.execute(t.select().order_by(t.c.id))]
 
@@ -202,7 +202,7 @@ def test_a_backup_reads_one_snapshot_on_sql_server(
 ) -> None:
     db, sent, url = sql_server_path
     _load(db, "departments", [{"id": 1, "department": "One"}], "reject")
-    table = data_tables["departments"]
+    table = data_table("departments")
     other_writer = Database.from_url(url)
     try:
         with snapshot(db) as conn:

@@ -1,4 +1,5 @@
-"""The migrations build exactly the tables ``common/sql/schema.py`` describes."""
+"""The migrations build exactly the tables ``common/sql/schema.py`` and the shipped catalog
+describe."""
 
 from __future__ import annotations
 
@@ -7,13 +8,22 @@ from datetime import datetime
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import MetaData, text
 
-from common.model.catalog import table_spec
+from common.model.catalog import current, table_spec
+from common.sql.catalog_tables import catalog_tables
 from common.sql.db import Database
 from common.sql.migrate import upgrade
 from common.sql.schema import metadata
 from common.stores.rejections import RejectionStore
+
+
+def _declared() -> MetaData:
+    """The service's own tables and the shipped catalog's, in one :class:`MetaData`."""
+    both = MetaData()
+    for table in (*metadata.tables.values(), *catalog_tables(current()).metadata.tables.values()):
+        table.to_metadata(both)
+    return both
 
 
 def test_the_migrated_database_matches_the_declared_schema(database_url: str) -> None:
@@ -21,7 +31,7 @@ def test_the_migrated_database_matches_the_declared_schema(database_url: str) ->
     try:
         with db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            differences = compare_metadata(context, metadata)
+            differences = compare_metadata(context, _declared())
     finally:
         db.dispose()
 

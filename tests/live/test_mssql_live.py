@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import delete
 
 from common.bootstrap import Services
-from common.model.catalog import TABLES
+from common.model.catalog import load_order
+from common.sql.catalog_tables import data_table
 from common.sql.migrate import upgrade
-from common.sql.schema import data_tables, metadata
+from common.sql.schema import metadata
 from tests.conftest import SAMPLE_DATA
 from tests.support.flow import api_client, count, drain_in_threads, service_set
 from tests.support.services import postgres_database
@@ -58,7 +59,7 @@ def _everything(services: Services) -> dict[str, Any]:
     """Load the sample files with two workers, then batches and a replacing batch; return the
     counts, the rejections, both reports, a recount of their summary and what a backup holds."""
     with api_client(services) as client:
-        files = {t: (f"{t}.csv", (SAMPLE_DATA / f"{t}.csv").read_bytes()) for t in TABLES}
+        files = {t: (f"{t}.csv", (SAMPLE_DATA / f"{t}.csv").read_bytes()) for t in load_order()}
         assert client.post("/uploads", files=files).status_code == 202
         drain_in_threads(services, 2)
         jobs = {j["table"]: j for j in client.get("/jobs").json()["items"]}
@@ -86,9 +87,9 @@ def _everything(services: Services) -> dict[str, Any]:
         verified = client.post("/reports/verify").json()
     with services.db.read() as conn:
         hires = conn.execute(
-            data_tables["hired_employees"]
+            data_table("hired_employees")
             .select()
-            .where(data_tables["hired_employees"].c.id > 100_000)
+            .where(data_table("hired_employees").c.id > 100_000)
         ).all()
     return {
         "jobs": {
@@ -103,7 +104,7 @@ def _everything(services: Services) -> dict[str, Any]:
         "unicode rows": sorted((r.id, r.name, r.datetime) for r in hires),
         "reports": reports,
         "summary": (verified["matches"], verified["hires"]),
-        "counts": {t: count(services, t) for t in TABLES},
+        "counts": {t: count(services, t) for t in load_order()},
         "backup": sorted((b["table"], b["row_count"]) for b in backup["backups"]),
     }
 

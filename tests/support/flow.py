@@ -14,7 +14,8 @@ from sqlalchemy import func, select, text
 from api.app import create_app
 from common.blob import BlobStore
 from common.bootstrap import Services, build_blob_store, build_services
-from common.sql.schema import data_tables, ingest_jobs, job_rejections
+from common.sql.catalog_tables import data_table
+from common.sql.schema import ingest_jobs, job_rejections
 from tests.conftest import NO_WAIT_RETRY, make_settings
 from worker.main import build_consumer
 
@@ -106,7 +107,7 @@ def job(client: TestClient, job_id: str) -> dict[str, Any]:
 
 def table_rows(services: Services, table: str) -> list[dict[str, Any]]:
     """Every row of a data table, by id."""
-    t = data_tables[table]
+    t = data_table(table)
     with services.db.read() as conn:
         return [dict(r._mapping) for r in conn.execute(select(t).order_by(t.c.id))]
 
@@ -131,7 +132,7 @@ def stored_rejections(services: Services, job_id: str) -> list[tuple[int, str]]:
 
 
 def count(services: Services, table: str) -> int:
-    t = data_tables[table]
+    t = data_table(table)
     with services.db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
 

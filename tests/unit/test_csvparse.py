@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from common.errors import NotText
-from common.model.catalog import TABLES
+from common.model.catalog import current
 from common.model.rows import RawRows
 from common.pipeline.csvparse import check_is_text, parse_block
 
-HIRED = TABLES["hired_employees"]
-DEPARTMENTS = TABLES["departments"]
+HIRED = current().tables["hired_employees"]
+DEPARTMENTS = current().tables["departments"]
 
 
 def rows_of(parsed: RawRows) -> list[tuple[int, list[str]]]:

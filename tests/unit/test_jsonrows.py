@@ -7,12 +7,12 @@ from typing import Any
 
 import orjson
 
-from common.model.catalog import TABLES
+from common.model.catalog import current
 from common.pipeline.jsonrows import rows_from_json
 from common.pipeline.validation import validate
 
-HIRED = TABLES["hired_employees"]
-DEPARTMENTS = TABLES["departments"]
+HIRED = current().tables["hired_employees"]
+DEPARTMENTS = current().tables["departments"]
 
 
 def a_hire(**changes: Any) -> dict[str, Any]:

@@ -6,13 +6,13 @@ from datetime import datetime
 
 import pytest
 
-from common.model.catalog import TABLES, TableSpec
+from common.model.catalog import TableSpec, current
 from common.model.rows import ValidRows
 from common.pipeline.csvparse import parse_block
 from common.pipeline.validation import validate
 
-HIRED = TABLES["hired_employees"]
-DEPARTMENTS = TABLES["departments"]
+HIRED = current().tables["hired_employees"]
+DEPARTMENTS = current().tables["departments"]
 GOOD = ["7", "Ada Lovelace", "2021-07-27T16:02:08Z", "1", "2"]
 
 
