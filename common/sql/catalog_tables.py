@@ -27,6 +27,7 @@ from sqlalchemy import (
     Unicode,
     UnicodeText,
 )
+from sqlalchemy.dialects import mssql
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.types import TypeEngine
 
@@ -54,7 +55,9 @@ def sql_type(
         case ColumnType.TEXT:
             return Unicode(max_length)
         case ColumnType.DATE:
-            return Date()
+            # Named for SQL Server, whose dialect falls back to DATETIME when it cannot tell the
+            # server's version (DDL rendered offline).
+            return Date().with_variant(mssql.DATE(), "mssql")
         case ColumnType.TIMESTAMP:
             return Timestamp
     raise AssertionError(column_type)
