@@ -135,7 +135,9 @@ def _retyped(
     if bool(have["nullable"]) == col.required and col is not spec.key:
         now = "optional" if have["nullable"] else "required"
         out.append(Difference(f"{where}: column {col.name} is {now} in the database", None))
-    length = getattr(have["type"], "length", None)
+    # SQLite keeps a declared length without enforcing it: there, the service's validation is
+    # what holds text to its length, and a changed length changes nothing stored.
+    length = None if dialect == "sqlite" else getattr(have["type"], "length", None)
     if col.type is ColumnType.TEXT and length is not None and length != col.max_length:
         change = f"{where}: text column {col.name} from {length} to {col.max_length} characters"
         out.append(
@@ -160,8 +162,6 @@ def _add(spec: TableSpec, column: Column[Any]) -> Callable[[Connection], None]:
 
 def _lengthen(spec: TableSpec, column: Column[Any]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
-        if conn.dialect.name == "sqlite":
-            return  # SQLite does not enforce a length; the service's validation does
         kind = column.type.compile(conn.dialect)
         null = "NULL" if column.nullable else "NOT NULL"
         for table in (spec.name, f"stage_{spec.name}"):
@@ -191,7 +191,8 @@ def sync_catalog(db: Database, catalog: Catalog) -> list[str]:
         raise CatalogMismatch(
             f"the database does not match the catalog ({catalog.source}): "
             + "; ".join(refused)
-            + ". Change the catalog back, or migrate the table by hand (see docs/runbooks.md)"
+            + ". Change the catalog back, or change the table by hand (docs/operations.md,"
+            + ' "Changing the catalog")'
         )
     applied: list[str] = []
     for difference in found:

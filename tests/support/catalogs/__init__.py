@@ -1,0 +1,26 @@
+"""Catalogs for the tests, and a way to make one current for a while."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from common.model import catalog
+from common.model.catalog import Catalog
+from common.model.catalog_file import load_catalog, parse_catalog, shipped_catalog
+
+SHOP = Path(__file__).parent / "shop.toml"
+
+
+@contextmanager
+def catalog_in_use(source: Path | str) -> Iterator[Catalog]:
+    """Make the catalog in a file (a path) or a TOML text current, then the shipped one again."""
+    chosen = (
+        load_catalog(source) if isinstance(source, Path) else parse_catalog(source, source="test")
+    )
+    catalog.activate(chosen)
+    try:
+        yield chosen
+    finally:
+        catalog.activate(shipped_catalog())
