@@ -59,7 +59,7 @@ DryRun = Annotated[
     ),
 ]
 SkipLeadingRows = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--skip-leading-rows",
         min=0,
@@ -86,7 +86,7 @@ class LoadFlags:
     atomic: bool = False
     write: WriteMode = WriteMode.APPEND
     dry_run: bool = False
-    skip_leading_rows: int = 0
+    skip_leading_rows: int | None = None
     allow_quoted_newlines: bool = False
 
     def params(self) -> Params:
