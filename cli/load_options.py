@@ -65,7 +65,8 @@ SkipLeadingRows = Annotated[
         min=0,
         max=MAX_LEADING_ROWS,
         metavar="N",
-        help="Ignore the first N lines (a header); line numbers still count them.",
+        help="Ignore the first N lines (a header); line numbers still count them. "
+        "By default, the table's own skip_leading_rows from the catalog.",
     ),
 ]
 AllowQuotedNewlines = Annotated[
