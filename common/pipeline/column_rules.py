@@ -90,7 +90,7 @@ def _cast(
         for value in text.to_pylist():
             try:
                 values.append(parse_one(value))
-            except (ValueError, OverflowError, ArithmeticError):
+            except (ValueError, ArithmeticError):  # OverflowError and InvalidOperation too
                 values.append(None)
         parsed = pa.array(values, to)
         col.check(pc.is_null(parsed), rule)
