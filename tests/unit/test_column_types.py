@@ -331,3 +331,46 @@ def test_a_unique_value_already_in_the_table_is_told_apart_from_one_in_the_input
     [error] = decode(REGIONS, "9;North", stored, from_json=False)
 
     assert error.message == "name 'North' already exists in regions"
+
+
+@pytest.mark.parametrize(
+    ("spec", "column", "text", "message"),
+    [
+        (STORES, "code", "X" * 13, "code must be at most 12 characters"),
+        (
+            LINES,
+            "quantity",
+            "9" * 20,
+            "quantity must be between -9223372036854775808 and 9223372036854775807",
+        ),
+        (
+            PRODUCTS,
+            "price",
+            "1234567890",
+            "price must have at most 8 digits before the decimal point and 2 after",
+        ),
+        (
+            PRODUCTS,
+            "weight_kg",
+            "heavy",
+            "weight_kg must be a finite number, like 2.5 or 1e-3, or empty for no value",
+        ),
+        (
+            PRODUCTS,
+            "discontinued",
+            "no",
+            "discontinued must be true, false, 1 or 0, or NULL for no value",
+        ),
+        (STORES, "active", "no", "active must be true, false, 1 or 0"),
+        (STORES, "opened", "2021-02-30", "opened is not a real date in the years 1 to 9999"),
+    ],
+)
+def test_each_rule_says_what_the_column_accepts(
+    spec: TableSpec, column: str, text: str, message: str
+) -> None:
+    [rejection] = check(spec, line(spec, **{column: text})).rejected
+
+    assert [e.message for e in rejection.errors] == [message]
+    assert decode(spec, rejection.raw, encode(rejection.errors), from_json=False) == (
+        rejection.errors
+    )
