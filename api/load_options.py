@@ -45,11 +45,14 @@ def load_options(
         ),
     ] = False,
     skip_leading_rows: Annotated[
-        int,
+        int | None,
         Query(
-            ge=0, le=1000, description="Ignore the first N lines (line numbers still count them)."
+            ge=0,
+            le=1000,
+            description="Ignore the first N lines (line numbers still count them); by default "
+            "the table's own skip_leading_rows from the catalog.",
         ),
-    ] = 0,
+    ] = None,
     allow_quoted_newlines: Annotated[
         bool,
         Query(

@@ -2,7 +2,7 @@
 
     python -m bench.run [--rows 1000000] [--batch-seconds 30] [--scale-rows 0]
                         [--scale-workers 1,2,4] [--scale-backup]
-                        [--only pg,sqlite,atomic,batches,vacuum]
+                        [--only pg,sqlite,atomic,batches,vacuum[,validation]]
 
 Prints one table: seconds, rows/s, peak RSS, and the ratios of the service to the baselines.
 """
@@ -19,6 +19,7 @@ from bench.generate import write_hired, write_parents
 from bench.loads import DATA, batches, service_load
 from bench.results import Result, print_table, ratio
 from bench.vacuum import vacuum_worth
+from bench.validation import validation_speed
 
 
 def _postgresql(path: Path, rows: int, work: Path, results: list[Result]) -> list[str]:
@@ -113,7 +114,11 @@ def main() -> None:
     parser.add_argument(
         "--scale-backup", action="store_true", help="back up and restore the --scale-rows table"
     )
-    parser.add_argument("--only", default="pg,sqlite,atomic,batches,vacuum")
+    parser.add_argument(
+        "--only",
+        default="pg,sqlite,atomic,batches,vacuum",
+        help="comma-separated; 'validation' adds parsing and validation alone, per 1M rows",
+    )
     args = parser.parse_args()
     only = set(args.only.split(","))
     DATA.mkdir(exist_ok=True)
@@ -132,6 +137,8 @@ def main() -> None:
         results.append(batches(args.batch_seconds, 4, work / "batches"))
     if "vacuum" in only:
         results += vacuum_worth(path, args.rows)
+    if "validation" in only:
+        results += validation_speed(args.rows)
     if args.scale_rows:
         workers = [int(n) for n in args.scale_workers.split(",")]
         scaled, line = _scale(args.scale_rows, workers, args.scale_backup, work)

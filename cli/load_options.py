@@ -59,13 +59,14 @@ DryRun = Annotated[
     ),
 ]
 SkipLeadingRows = Annotated[
-    int,
+    int | None,
     typer.Option(
         "--skip-leading-rows",
         min=0,
         max=MAX_LEADING_ROWS,
         metavar="N",
-        help="Ignore the first N lines (a header); line numbers still count them.",
+        help="Ignore the first N lines (a header); line numbers still count them. "
+        "By default, the table's own skip_leading_rows from the catalog.",
     ),
 ]
 AllowQuotedNewlines = Annotated[
@@ -86,7 +87,7 @@ class LoadFlags:
     atomic: bool = False
     write: WriteMode = WriteMode.APPEND
     dry_run: bool = False
-    skip_leading_rows: int = 0
+    skip_leading_rows: int | None = None
     allow_quoted_newlines: bool = False
 
     def params(self) -> Params:

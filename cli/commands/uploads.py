@@ -117,7 +117,7 @@ def upload(
     atomic: Atomic = False,
     write: Write = WriteMode.APPEND,
     dry_run: DryRun = False,
-    skip_leading_rows: SkipLeadingRows = 0,
+    skip_leading_rows: SkipLeadingRows = None,
     allow_quoted_newlines: AllowQuotedNewlines = False,
 ) -> None:
     """Upload one CSV file into one table.
@@ -183,7 +183,7 @@ def upload_all(
     atomic: Atomic = False,
     write: Write = WriteMode.APPEND,
     dry_run: DryRun = False,
-    skip_leading_rows: SkipLeadingRows = 0,
+    skip_leading_rows: SkipLeadingRows = None,
     allow_quoted_newlines: AllowQuotedNewlines = False,
 ) -> None:
     """Upload a folder's table files in one request.

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from common.model.catalog import TableSpec
+
 
 class WriteMode(StrEnum):
     APPEND = "append"  # add the file's rows to the table
@@ -30,8 +32,15 @@ class LoadOptions:
     max_bad_records: int | None = None
     max_bad_percent: float | None = None
     dry_run: bool = False
-    skip_leading_rows: int = 0
+    # None: the table's own skip_leading_rows (0 unless its catalog says otherwise).
+    skip_leading_rows: int | None = None
     allow_quoted_newlines: bool = False
+
+    def leading_rows(self, spec: TableSpec) -> int:
+        """How many of the file's first lines are neither read nor rejected."""
+        if self.skip_leading_rows is None:
+            return spec.skip_leading_rows
+        return self.skip_leading_rows
 
     @property
     def staged(self) -> bool:

@@ -63,8 +63,21 @@ class RawRows:
 class ValidRows:
     """Rows that passed every rule that can be checked without the database.
 
-    ``table`` has the columns ``line``, ``raw`` and the table's columns with their final types
-    (int64 ids, trimmed strings, naive UTC timestamps), ordered by ``line``.
+    ``table`` has the columns ``line``, ``raw`` and the table's columns with their final Arrow
+    types, ordered by ``line``:
+
+    ========== ===================================================
+    id         int64 (positive)
+    integer    int64
+    decimal    decimal128(precision, scale), the exact value
+    float      float64 (finite)
+    boolean    bool
+    text       string, trimmed
+    date       date32
+    timestamp  timestamp("us") without a zone, holding UTC
+    ========== ===================================================
+
+    An optional column's rows without a value (its null marker, or null in JSON) are null.
     """
 
     table: pa.Table

@@ -4,8 +4,9 @@ By default each physical line is one record, so that a line number in an error i
 editor shows and a file can be cut into parts at any newline; a quoted field that would run past
 the end of its line is a quoting error on that line. With ``allow_quoted_newlines`` a quoted
 field may span lines: the lines of a record are joined (see :mod:`common.pipeline.records`) and
-the record carries its first line's number. Records without a double quote are split on commas
-by Arrow kernels; the few with quotes go through the standard ``csv`` module.
+the record carries its first line's number. Records without a double quote are split on the
+table's delimiter by Arrow kernels; the few with quotes go through the standard ``csv`` module
+with the same delimiter.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def _lines_with_cr(data: bytes, at_file_start: bool) -> tuple[pa.Array, list[int
 def _split_quoted(spec: TableSpec, line_no: int, line: str) -> list[str] | Rejection:
     """Fields of a line with quotes, or its rejection."""
     try:
-        rows = list(csv.reader([line], strict=True))
+        rows = list(csv.reader([line], strict=True, delimiter=spec.delimiter))
     except csv.Error as exc:
         return _reject(spec, line_no, line, "quoting", value=exc)
     if len(rows) != 1:
@@ -118,7 +119,7 @@ def _split_all_quoted(
     """Fields of each line with quotes, or its rejection; one pass of ``csv`` for them all
     unless one of them is broken."""
     try:
-        rows = list(csv.reader(texts, strict=True))
+        rows = list(csv.reader(texts, strict=True, delimiter=spec.delimiter))
     except csv.Error:
         rows = []
     # A line holds at most one record (a newline outside quotes is an error), and one that
@@ -161,8 +162,10 @@ def parse_block(
         bad = pa.array(mask)
 
     blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(lines)), 0)
+    if spec.delimiter.isspace():  # a line of tabs holds empty fields, not nothing
+        blank = pc.and_not(blank, pc.match_substring(lines, spec.delimiter))
     quoted = pc.match_substring(lines, '"')
-    fields = pc.split_pattern(lines, ",")
+    fields = pc.split_pattern(lines, spec.delimiter)
     wrong_width = pc.not_equal(pc.list_value_length(fields), width)
 
     # Junk makes many rejections alike: each distinct error is built once per block.

@@ -248,4 +248,4 @@ def _validated(spec: TableSpec, block: Block, line: int, options: LoadOptions) -
         parsed = parse_block(
             block.data, line, spec, at_file_start=block.offset == 0, quoted_newlines=quoted_newlines
         )
-    return validate(spec, skip_leading(parsed, options.skip_leading_rows), quoted_newlines)
+    return validate(spec, skip_leading(parsed, options.leading_rows(spec)), quoted_newlines)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
-from common.model.catalog import current
+from common.model.catalog import TableSpec, current
+from common.model.catalog_file import load_catalog
 from common.pipeline.jsonrows import rows_from_json
 from common.pipeline.validation import validate
 
@@ -110,3 +114,98 @@ def test_rejected_and_kept_rows_keep_their_own_indexes() -> None:
 
     assert result.table.column("line").to_pylist() == [0, 2]
     assert [r.line for r in result.rejected] == [1]
+
+
+SHOP = load_catalog(Path(__file__).parents[1] / "support" / "catalogs" / "shop.toml")
+PRODUCTS = SHOP.table("products")
+STORES = SHOP.table("stores")
+LINES = SHOP.table("order_lines")
+
+
+def a_product(**changes: Any) -> dict[str, Any]:
+    return {
+        "id": 1,
+        "sku": "SKU-1",
+        "price": "9.99",
+        "weight_kg": 0.25,
+        "discontinued": False,
+    } | changes
+
+
+def typed(spec: TableSpec, row: dict[str, Any]) -> dict[str, Any]:
+    result = validate(spec, rows_from_json(spec, [row]))
+    assert result.rejected == []
+    return result.table.select(spec.column_names).to_pylist()[0]
+
+
+def test_json_values_of_every_type_become_typed_rows() -> None:
+    assert typed(PRODUCTS, a_product()) == {
+        "id": 1,
+        "sku": "SKU-1",
+        "price": Decimal("9.99"),
+        "weight_kg": 0.25,
+        "discontinued": False,
+    }
+    assert (
+        typed(
+            STORES,
+            {"code": "N", "store_id": 7, "region_id": "1", "opened": "2020-02-29", "active": True},
+        )["active"]
+        is True
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("12345678.99", Decimal("12345678.99")),  # a string keeps every digit
+        (12.5, Decimal("12.50")),
+        (1e7, Decimal("10000000.00")),  # a float in its decimal spelling, without exponent
+        (3, Decimal("3.00")),
+    ],
+)
+def test_decimals_take_numbers_or_exact_strings(value: Any, expected: Decimal) -> None:
+    assert typed(PRODUCTS, a_product(price=value))["price"] == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [(True, True), ("TRUE", True), (0, False)])
+def test_booleans_take_true_and_false_and_their_csv_spellings(value: Any, expected: bool) -> None:
+    assert typed(PRODUCTS, a_product(discontinued=value))["discontinued"] is expected
+
+
+def test_null_or_a_missing_key_is_no_value_in_an_optional_column() -> None:
+    # Given a product with a null weight and no discontinued key (whose CSV marker is NULL)
+    row = {k: v for k, v in a_product(weight_kg=None).items() if k != "discontinued"}
+
+    # Then both are null
+    values = typed(PRODUCTS, row)
+    assert (values["weight_kg"], values["discontinued"]) == (None, None)
+
+
+def test_a_boolean_is_the_wrong_type_outside_a_boolean_column() -> None:
+    raw = rows_from_json(PRODUCTS, [a_product(price=True, weight_kg=[1])])
+
+    [rejection] = raw.rejected
+    assert [(e.column, e.rule, e.message) for e in rejection.errors] == [
+        ("price", "wrong_type", "price must be a string or a number"),
+        ("weight_kg", "wrong_type", "weight_kg must be a string or a number, or null"),
+    ]
+
+
+def test_a_json_row_breaks_the_same_rules_as_a_csv_line() -> None:
+    batch = [
+        a_product(id=1, price="1.234"),
+        a_product(id=2, discontinued="maybe"),
+        a_product(id=3, weight_kg=float("inf")),
+        a_product(id=4),
+        a_product(id=5),
+    ]
+
+    result = validate(PRODUCTS, rows_from_json(PRODUCTS, batch))
+
+    assert {r.line: [(e.column, e.rule) for e in r.errors] for r in result.rejected} == {
+        0: [("price", "too_many_digits")],
+        1: [("discontinued", "not_boolean")],
+        2: [("weight_kg", "not_float")],
+        4: [("sku", "duplicate_value")],
+    }
