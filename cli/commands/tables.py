@@ -8,7 +8,7 @@ import typer
 
 from cli.client import Client, options_of
 from cli.command import Command
-from cli.output import print_json, table
+from cli.output import print_json, say, table
 
 
 def declared_tables(client: Client) -> list[dict[str, Any]]:
@@ -24,8 +24,6 @@ def column_type(column: dict[str, Any]) -> str:
         return f"{kind}({column['max_length']})"
     if column.get("precision") is not None:
         return f"{kind}({column['precision']}, {column['scale']})"
-    if column.get("timezone") == "assume_utc":
-        return f"{kind} (UTC if no offset)"
     return kind
 
 
@@ -40,6 +38,8 @@ def _about(column: dict[str, Any], key: str) -> str:
         said.append(f"optional (null: {marker!r})" if marker else "optional")
     if column.get("unique"):
         said.append("unique")
+    if column.get("timezone") == "assume_utc":
+        said.append("UTC when it has no offset")
     return ", ".join(said)
 
 
@@ -65,10 +65,10 @@ def _one(spec: dict[str, Any]) -> None:
     layout = f"delimiter {spec['delimiter']!r}"
     if skip:
         layout += f", {skip} leading row(s) skipped"
+    say(f"{spec['name']}: {spec['rows']:,} rows, {layout}")
     table(
         ["column", "type", "about"],
         ([c["name"], column_type(c), _about(c, spec["primary_key"])] for c in spec["columns"]),
-        title=f"{spec['name']}: {spec['rows']:,} rows, {layout}",
     )
 
 

@@ -17,29 +17,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from common.bootstrap import Services
-from common.model import catalog
-from common.model.catalog_file import load_catalog, shipped_catalog
-from common.sql.catalog_tables import catalog_tables, data_table
-from common.sql.migrate import upgrade
-from tests.support.flow import api_client, drain, job, service_set, upload
-
-SHOP = Path(__file__).resolve().parents[1] / "support" / "catalogs" / "shop.toml"
-SHOP_ORDER = ["regions", "stores", "orders", "products", "order_lines"]
+from common.sql.catalog_tables import data_table
+from tests.support.flow import api_client, drain, job, upload
+from tests.support.shop import SHOP_ORDER, shop_services
 
 
 @pytest.fixture
 def shop(tmp_path: Path, database_url: str) -> Iterator[Services]:
-    """Services on the shop catalog, made current as they are built; the shipped one after."""
-    try:
-        with service_set(tmp_path, database_url, catalog_file=SHOP) as services:
-            upgrade(services.db)  # creates the shop's tables
-            try:
-                yield services
-            finally:
-                # The PostgreSQL database is shared by the tests of this process.
-                catalog_tables(load_catalog(SHOP)).metadata.drop_all(services.db.engine)
-    finally:
-        catalog.activate(shipped_catalog())
+    with shop_services(tmp_path, database_url) as services:
+        yield services
 
 
 @pytest.fixture
