@@ -456,6 +456,15 @@ def test_the_page_offers_the_service_s_own_tables_and_no_reports_without_theirs(
 
         # the upload form offers its tables, parents first, and uploads into them,
         expect(page.locator("#upload-table option")).to_have_text(SHOP_ORDER)
+        # with the fields a file of the chosen one holds, in order,
+        layout = page.locator("#upload-layout")
+        expect(layout).to_contain_text("order_lines: id, order_id, product_id,")
+        expect(layout).to_contain_text("separated by tabs; no header row")
+        page.select_option("#upload-table", "products")
+        expect(layout).to_have_text(
+            "products: id, sku, price, weight_kg, discontinued, separated by pipes; "
+            "the first line is skipped."
+        )
         regions = tmp_path / "regions.csv"
         regions.write_text("1;North\n", encoding="utf-8")
         upload_through_page(page, "regions", regions)

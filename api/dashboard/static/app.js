@@ -184,6 +184,8 @@ async function showJobs() {
 
 function setUpUpload() {
   const form = $("#upload-form");
+  $("#upload-table").addEventListener("change", showLayout);
+  form.addEventListener("reset", () => setTimeout(showLayout));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const file = $("#upload-file").files[0];
@@ -366,6 +368,20 @@ function backupTableButton(table) {
 // What GET /tables answered: the tables in load order, and whether the reports are served.
 const catalog = { tables: [], reports: false };
 
+const SEPARATORS = { ",": "commas", ";": "semicolons", "|": "pipes", "\t": "tabs" };
+
+// What a file for the chosen table holds: its fields in order, their separator, skipped lines.
+function showLayout() {
+  const table = catalog.tables.find((t) => t.name === $("#upload-table").value);
+  const hint = $("#upload-layout");
+  hint.hidden = !table;
+  if (!table) return;
+  const skip = table.skip_leading_rows;
+  const skipped = skip ? `the first ${skip === 1 ? "line is" : `${skip} lines are`} skipped` : "no header row";
+  const separator = SEPARATORS[table.delimiter] || `'${table.delimiter}'`;
+  hint.textContent = `${table.name}: ${table.columns.map((c) => c.name).join(", ")}, separated by ${separator}; ${skipped}.`;
+}
+
 // Draw what depends on the service's catalog: the upload form's tables, the backup buttons,
 // and the reports' link, shown only when the service serves them.
 async function loadTables() {
@@ -375,6 +391,7 @@ async function loadTables() {
   const select = $("#upload-table");
   const chosen = names.includes(select.value) ? select.value : names[names.length - 1];
   select.replaceChildren(...names.map((name) => el("option", { value: name, selected: name === chosen }, name)));
+  showLayout();
   $("#backup-tables").replaceChildren(...names.map(backupTableButton));
   document.querySelector('[data-nav="reports"]').hidden = !answer.reports;
 }
