@@ -68,10 +68,7 @@ def _differences(catalog: Catalog, url: str) -> list[Difference]:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
         url = "sqlite://"  # no database yet: compare with an empty one, creating no file
-    try:
-        db = Database.from_url(url)
-    except IngestError as exc:
-        fail(str(exc), EXIT_USAGE)
+    db = Database.from_url(url)
     try:
         with db.read() as conn:
             return differences(conn, catalog)
@@ -96,7 +93,7 @@ def diff(
     """What starting the service with a catalog would change in its database.
 
     Changes that only add (a new table, a new optional column, a longer text, a new unique
-    column) are applied at start; the others stop the start. Exit 1 when there are any.
+    column) are applied at start; the others stop the start, and make this exit 1.
     """
     from common.settings import load_settings
 
