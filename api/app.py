@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from api import openapi
 from api.dashboard import mount_dashboard
 from api.limits import BodyLimit, NoNulBytes
 from api.observability import RequestContext, request_latency
@@ -15,12 +16,10 @@ from api.problems import install_problem_handlers
 from api.routes import backups, dead_letters, health, jobs, metrics, reports, tables, uploads
 from common.bootstrap import Services, build_services
 from common.metrics import ServiceCollector
+from common.model.catalog import current
+from common.model.catalog_file import load_catalog
 from common.settings import Settings
 from common.sql.migrate import upgrade
-
-DESCRIPTION = """Upload headerless CSV files for `departments`, `jobs` and `hired_employees`;
-workers validate every row, insert the valid ones and keep every rejected one with its reason.
-Insert JSON batches, read the reports, and handle dead letters."""
 
 
 def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
@@ -41,10 +40,13 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                 built.close()
 
     resolved = services.settings if services else (settings or Settings())
+    # The catalog the services load into: activated when they were built, else read the way
+    # building them at startup will read it.
+    catalog = current() if services else load_catalog(resolved.catalog_file)
     app = FastAPI(
         title="CSV ingestion service",
         version="0.1.0",
-        description=DESCRIPTION,
+        description=openapi.describe(catalog),
         lifespan=lifespan,
     )
     app.state.api_keys = resolved.keys
@@ -53,7 +55,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.add_middleware(NoNulBytes)
     app.add_middleware(RequestContext, latency=request_latency(app.state.metrics))
     install_problem_handlers(app)
-    for module in (uploads, jobs, tables, reports, dead_letters, backups, health, metrics):
-        app.include_router(module.router)
+    for router in (
+        uploads.router,
+        jobs.router,
+        tables.router,
+        reports.router if catalog.has_reports else reports.absent,
+        dead_letters.router,
+        backups.router,
+        health.router,
+        metrics.router,
+    ):
+        app.include_router(router)
+    openapi.install(app, catalog)
     mount_dashboard(app)
     return app

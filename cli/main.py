@@ -9,7 +9,7 @@ from typer.core import TyperGroup
 
 from cli.client import Options
 from cli.command import group
-from cli.commands import backups, dead_letters, jobs, reports, uploads
+from cli.commands import backups, catalog, dead_letters, jobs, reports, tables, uploads
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 _VALUED = ("--url", "--api-key")
@@ -79,3 +79,5 @@ jobs.register(app)
 reports.register(app)
 app.add_typer(dead_letters.app, name="dead-letters")
 backups.register(app)
+tables.register(app)
+catalog.register(app)

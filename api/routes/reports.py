@@ -1,16 +1,17 @@
-"""The two reports, as JSON or CSV."""
+"""The two reports, as JSON or CSV, served when the catalog declares the tables they read."""
 
 from __future__ import annotations
 
 import io
 from collections.abc import Sequence
 from dataclasses import astuple, fields
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from fastapi import APIRouter, Query, Request, Response
 
 from api.csvout import SafeWriter
 from api.deps import ServicesDep, wants_csv
+from api.problems import Problem
 from api.schemas import (
     DepartmentHiresRow,
     DepartmentsAboveMeanOut,
@@ -30,6 +31,8 @@ from common.stores.reports import (
 from common.usecases.summary import check_summary
 
 router = APIRouter(tags=["reports"], dependencies=[ReadAccess])
+# Served instead of ``router`` when the catalog lacks the tables: a problem that says why.
+absent = APIRouter(include_in_schema=False)
 Year = Annotated[
     int | None,
     Query(
@@ -126,4 +129,14 @@ def verify_summary(
             for d in check.differences
         ],
         repaired=check.repaired,
+    )
+
+
+@absent.api_route("/reports/{path:path}", methods=["GET", "POST"], response_model=None)
+def no_reports(path: str) -> NoReturn:
+    raise Problem(
+        404,
+        "No reports",
+        "the reports count hires from departments, jobs and hired_employees, which the catalog "
+        "this service runs with does not declare",
     )

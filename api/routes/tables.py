@@ -1,4 +1,5 @@
-"""Batches: insert up to 1000 JSON rows into a table in one transaction."""
+"""The declared tables: what they hold, and batches of up to 1000 JSON rows inserted into one in
+one transaction."""
 
 from __future__ import annotations
 
@@ -9,17 +10,48 @@ from fastapi import APIRouter, Query
 from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSE, Problem
 from api.routes.uploads import OnConflict
-from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
-from api.security import WriteAccess
+from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError, TableOut, TablesOut
+from api.security import ReadAccess, WriteAccess
+from common.model.catalog import current, table_spec
 from common.model.rows import Rejection
+from common.stores.row_counts import row_counts
 from common.usecases.insert_batch import insert_batch
 
-router = APIRouter(tags=["tables"], dependencies=[WriteAccess])
+router = APIRouter(tags=["tables"])
+
+
+@router.get(
+    "/tables",
+    response_model=TablesOut,
+    dependencies=[ReadAccess],
+    summary="The declared tables, parents first: columns, key, CSV layout and row counts",
+    responses={503: PROBLEM_RESPONSE},
+)
+def list_tables(services: ServicesDep) -> TablesOut:
+    catalog = current()
+    counts = row_counts(services.db, catalog.load_order)
+    return TablesOut(
+        tables=[TableOut.of(spec, counts[spec.name]) for spec in catalog.specs],
+        reports=catalog.has_reports,
+    )
+
+
+@router.get(
+    "/tables/{table}",
+    response_model=TableOut,
+    dependencies=[ReadAccess],
+    summary="One declared table: its columns, key, CSV layout and row count",
+    responses={404: PROBLEM_RESPONSE, 503: PROBLEM_RESPONSE},
+)
+def one_table(table: str, services: ServicesDep) -> TableOut:
+    spec = table_spec(table)
+    return TableOut.of(spec, row_counts(services.db, [spec.name])[spec.name])
 
 
 @router.post(
     "/tables/{table}/rows",
     response_model=BatchOut,
+    dependencies=[WriteAccess],
     summary="Insert a batch of 1 to 1000 rows; invalid rows are rejected and logged",
     responses={
         404: PROBLEM_RESPONSE,

@@ -46,10 +46,8 @@ _MANY_FILES_BODY: dict[str, Any] = {
         "required": True,
         "content": {
             "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {t: {"type": "string", "format": "binary"} for t in load_order()},
-                }
+                # One file field per declared table: api/openapi.py fills them in.
+                "schema": {"type": "object", "properties": {}}
             }
         },
     }

@@ -13,6 +13,7 @@ import typer
 from cli.bars import upload_bar
 from cli.client import Client, options_of
 from cli.command import Command
+from cli.commands.tables import declared_tables
 from cli.jobview import job_fields
 from cli.load_options import (
     AllowQuotedNewlines,
@@ -29,7 +30,6 @@ from cli.waiting import summarize, wait_for
 from common.model.options import WriteMode
 
 CHUNK_BYTES = 1024 * 1024
-TABLES = ("departments", "jobs", "hired_employees")  # the order the service loads them in
 # Long uploads: no read timeout while the body goes out and the service stores it.
 UPLOAD_TIMEOUT_SECONDS = 3600.0
 
@@ -99,7 +99,7 @@ def upload(
             "--table",
             "-t",
             metavar="TABLE",
-            help="Table to load: departments, jobs or hired_employees.",
+            help="Table to load (`ingest tables` lists them).",
         ),
     ],
     wait: Annotated[
@@ -168,7 +168,7 @@ def upload_all(
             exists=True,
             file_okay=False,
             metavar="DIRECTORY",
-            help=f"Folder holding any of {', '.join(t + '.csv' for t in TABLES)}.",
+            help="Folder holding a CSV file per table, named after it: TABLE.csv.",
         ),
     ],
     wait: Annotated[
@@ -201,14 +201,16 @@ def upload_all(
         skip_leading_rows,
         allow_quoted_newlines,
     )
-    found = [(t, directory / f"{t}.csv") for t in TABLES if (directory / f"{t}.csv").is_file()]
-    if not found:
-        fail(
-            f"no {', '.join(t + '.csv' for t in TABLES)} in {directory}: nothing to upload",
-            EXIT_USAGE,
-        )
-    total = sum(_file_size(path) for _, path in found)
     with Client(options) as client:
+        # The service's tables, parents first: the order it loads a folder's files in.
+        names = [t["name"] for t in declared_tables(client)]
+        found = [(t, directory / f"{t}.csv") for t in names if (directory / f"{t}.csv").is_file()]
+        if not found:
+            fail(
+                f"no {', '.join(t + '.csv' for t in names)} in {directory}: nothing to upload",
+                EXIT_USAGE,
+            )
+        total = sum(_file_size(path) for _, path in found)
         with upload_bar(quiet=options.json) as progress:
             bar = progress.add_task(f"{len(found)} files", total=total)
             opened: list[_Counted] = []

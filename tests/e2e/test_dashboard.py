@@ -27,6 +27,7 @@ from tests.e2e.conftest import (
 from tests.support.browser import Watched, chromium, watch
 from tests.support.jobs import record_jobs_in
 from tests.support.processes import Started, api, supervisor
+from tests.support.shop import SHOP, SHOP_ORDER
 
 JOB_SECONDS = 60
 EXPECTED = {"departments": (12, 0), "jobs": (183, 0), "hired_employees": (1929, 70)}
@@ -439,5 +440,50 @@ def test_load_options_are_sent_with_an_upload_and_dry_runs_are_marked(
         retry = client.post(f"/jobs/{first}/retry-rejected").json()["job_id"]
         page.goto(f"/#job/{retry}")
         expect(summary).to_contain_text(f"2 lines of job {first[:8]}")
+        assert w.errors == [] and w.console_errors == [], (w.errors, w.console_errors)
+        assert w.foreign_requests() == []
+
+
+def test_the_page_offers_the_service_s_own_tables_and_no_reports_without_theirs(
+    browser: Browser, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Given the service started on the shop catalog,
+    with api(tmp_path, CATALOG_FILE=str(SHOP)) as service, service.client() as client:
+        w = watch(browser, service.base_url or "", request.node.name)
+        page = w.page
+        page.goto("/")
+        expect(page.locator("body")).to_have_attribute("data-loaded", "jobs")
+
+        # the upload form offers its tables, parents first, and uploads into them,
+        expect(page.locator("#upload-table option")).to_have_text(SHOP_ORDER)
+        # with the fields a file of the chosen one holds, in order,
+        layout = page.locator("#upload-layout")
+        expect(layout).to_contain_text("order_lines: id, order_id, product_id,")
+        expect(layout).to_contain_text("separated by tabs; no header row")
+        page.select_option("#upload-table", "products")
+        expect(layout).to_have_text(
+            "products: id, sku, price, weight_kg, discontinued, separated by pipes; "
+            "the first line is skipped."
+        )
+        regions = tmp_path / "regions.csv"
+        regions.write_text("1;North\n", encoding="utf-8")
+        upload_through_page(page, "regions", regions)
+        assert newest_job(client, "regions")["original_name"] == "regions.csv"
+        # there is no link to reports, which would have nothing to count,
+        expect(page.locator("a[data-nav=reports]")).to_be_hidden()
+        w.screenshot("shop-jobs")
+
+        # each table has its backup button,
+        page.click("a[data-nav=backups]")
+        expect(page.locator("body")).to_have_attribute("data-loaded", "backups")
+        buttons = page.locator("[data-backup-table]")
+        expect(buttons).to_have_text([f"Back up {name}" for name in SHOP_ORDER])
+        buttons.first.click()
+        expect(page.locator("#notice")).to_contain_text("Backed up regions: 0 rows")
+
+        # and the reports' address shows the jobs instead.
+        page.goto("/#reports")
+        expect(page.locator("#view-jobs")).to_be_visible()
+        expect(page.locator("#view-reports")).to_be_hidden()
         assert w.errors == [] and w.console_errors == [], (w.errors, w.console_errors)
         assert w.foreign_requests() == []

@@ -40,6 +40,8 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
         ("GET", "/jobs", READER),
         ("GET", "/reports/hires-by-quarter?year=2021", READER),
         ("GET", "/metrics", READER),
+        ("GET", "/tables", READER),
+        ("GET", "/tables/departments", READER),
         ("POST", "/tables/departments/rows", WRITER),
         ("POST", "/uploads/departments", WRITER),
         ("GET", "/dead-letters", ADMIN),

@@ -195,6 +195,18 @@ def test_rejected_rows_as_a_table_say_how_to_see_the_rest(url: str, loaded: Run)
     assert "--offset 5" in run.stderr and "--csv" in run.stderr
 
 
+def test_tables_lists_the_three_tables_with_their_rows(url: str, loaded: Run) -> None:
+    answer = ingest(url, "tables", "--json").json()
+
+    assert [t["name"] for t in answer["tables"]] == ["departments", "jobs", "hired_employees"]
+    rows = {t["name"]: t["rows"] for t in answer["tables"]}
+    assert (rows["departments"], rows["jobs"]) == (12, 183)
+    assert rows["hired_employees"] >= 1929
+    shown = ingest(url, "tables")
+    assert shown.code == 0, shown
+    assert "datetime timestamp" in shown.stdout and "department_id id" in shown.stdout
+
+
 def test_jobs_for_a_table_that_does_not_exist(url: str) -> None:
     run = ingest(url, "jobs", "--table", "bogus")
     assert run.code == 2

@@ -184,6 +184,8 @@ async function showJobs() {
 
 function setUpUpload() {
   const form = $("#upload-form");
+  $("#upload-table").addEventListener("change", showLayout);
+  form.addEventListener("reset", () => setTimeout(showLayout));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const file = $("#upload-file").files[0];
@@ -350,12 +352,48 @@ function setUpBackupButtons() {
     const run = await api("/backups", { method: "POST" });
     return `Backed up ${run.backups.map((b) => `${b.table} (${num(b.row_count)} rows)`).join(", ")}.`;
   }));
-  for (const button of document.querySelectorAll("[data-backup-table]")) {
-    button.addEventListener("click", () => act(button, async () => {
-      const backup = await api(`/backups/${button.dataset.backupTable}`, { method: "POST" });
-      return `Backed up ${backup.table}: ${num(backup.row_count)} rows.`;
-    }));
-  }
+}
+
+function backupTableButton(table) {
+  const button = el("button", { type: "button", class: "secondary", dataset: { backupTable: table } }, `Back up ${table}`);
+  button.addEventListener("click", () => act(button, async () => {
+    const backup = await api(`/backups/${encodeURIComponent(table)}`, { method: "POST" });
+    return `Backed up ${backup.table}: ${num(backup.row_count)} rows.`;
+  }));
+  return button;
+}
+
+// --- the declared tables --------------------------------------------------------------------
+
+// What GET /tables answered: the tables in load order, and whether the reports are served.
+const catalog = { tables: [], reports: false };
+
+const SEPARATORS = { ",": "commas", ";": "semicolons", "|": "pipes", "\t": "tabs" };
+
+// What a file for the chosen table holds: its fields in order, their separator, skipped lines.
+function showLayout() {
+  const table = catalog.tables.find((t) => t.name === $("#upload-table").value);
+  const hint = $("#upload-layout");
+  hint.hidden = !table;
+  if (!table) return;
+  const skip = table.skip_leading_rows;
+  const skipped = skip ? `the first ${skip === 1 ? "line is" : `${skip} lines are`} skipped` : "no header row";
+  const separator = SEPARATORS[table.delimiter] || `'${table.delimiter}'`;
+  hint.textContent = `${table.name}: ${table.columns.map((c) => c.name).join(", ")}, separated by ${separator}; ${skipped}.`;
+}
+
+// Draw what depends on the service's catalog: the upload form's tables, the backup buttons,
+// and the reports' link, shown only when the service serves them.
+async function loadTables() {
+  const answer = await api("/tables");
+  Object.assign(catalog, answer);
+  const names = answer.tables.map((t) => t.name);
+  const select = $("#upload-table");
+  const chosen = names.includes(select.value) ? select.value : names[names.length - 1];
+  select.replaceChildren(...names.map((name) => el("option", { value: name, selected: name === chosen }, name)));
+  showLayout();
+  $("#backup-tables").replaceChildren(...names.map(backupTableButton));
+  document.querySelector('[data-nav="reports"]').hidden = !answer.reports;
 }
 
 // --- reports --------------------------------------------------------------------------------
@@ -436,7 +474,8 @@ const DEAD_LETTER_COUNT_MS = 15 * REFRESH_MS;
 
 function route() {
   const [name, arg] = (location.hash.slice(1) || "jobs").split("/");
-  return name in VIEWS ? { name, arg } : { name: "jobs" };
+  const shown = name in VIEWS && (name !== "reports" || catalog.reports);
+  return shown ? { name, arg } : { name: "jobs" };
 }
 
 // One drawing at a time; a call made meanwhile (a click, the timer) draws again afterwards, so
@@ -480,7 +519,7 @@ function start() {
     setApiKey($("#api-key").value.trim());
     hideKeyForm();
     notify("API key saved in this browser.", "ok");
-    refresh();
+    loadTables().catch(failed).then(refresh);
     countDeadLetters();
   });
   $("#rejected-csv").addEventListener("click", () =>
@@ -490,7 +529,8 @@ function start() {
   setUpUpload();
   setUpBackupButtons();
   window.addEventListener("hashchange", refresh);
-  refresh();
+  // Without the tables (no key yet, say) the view still draws and asks for what is missing.
+  loadTables().catch(() => {}).then(refresh);
   showHealth();
   countDeadLetters();
   setInterval(() => {
