@@ -62,11 +62,6 @@ def test_no_request_about_the_shop_s_tables_makes_the_api_fail(
     case.call_and_validate(app=shop_app, checks=CHECKS)
 
 
-@pytest.mark.xfail(
-    reason="waits for the validation of every column type and of each text column's own "
-    "max_length: a text longer than the table allows reaches PostgreSQL, which refuses it",
-    strict=False,
-)
 @schema.include(path=BATCH, method="POST").parametrize()
 @FUZZ
 def test_no_batch_of_rows_of_the_shop_s_tables_makes_the_api_fail(

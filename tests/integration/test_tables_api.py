@@ -266,10 +266,6 @@ def test_an_upload_into_a_declared_table_is_checked_against_its_references(
     assert items[1]["errors"][0]["column"] == "store_id"
 
 
-@pytest.mark.xfail(
-    reason="waits for the parser to split lines at the table's declared delimiter",
-    strict=False,
-)
 def test_a_file_in_the_table_s_own_delimiter_is_loaded(client: TestClient, shop: Services) -> None:
     sent = upload(client, "regions", b"1;North\n2;South\n")
 
