@@ -47,6 +47,14 @@ def _duplicate(c: Context) -> str:
     return f"id {c.value} already exists in {c.spec.name}"
 
 
+def _duplicate_value(c: Context) -> str:
+    """A unique column's value seen before: earlier in the same input (``detail`` is
+    :data:`IN_INPUT`), or already in the table (no detail)."""
+    if c.detail == IN_INPUT:
+        return f"{c.column} {c.value!r} appears earlier in the same input"
+    return f"{c.column} {c.value!r} already exists in {c.spec.name}"
+
+
 MESSAGES: dict[str, Callable[[Context], str]] = {
     "required": lambda c: f"{c.column} is required",
     "not_integer": lambda c: f"{c.column} must be a whole number",
@@ -67,6 +75,7 @@ MESSAGES: dict[str, Callable[[Context], str]] = {
     "encoding": lambda c: "the line is not UTF-8 text",
     "line_too_long": lambda c: f"the line is {c.detail} bytes",
     "duplicate_id": _duplicate,
+    "duplicate_value": _duplicate_value,
     "unknown_reference": lambda c: f"{_references(c)} has no id {c.value}",
     "unknown_column": lambda c: f"{c.column!r} is not a column of {c.spec.name}",
     "wrong_type": lambda c: f"{c.column} must be a string or a number",

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    String,
     bindparam,
     cast,
     column,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from common.sql.catalog_tables import data_table, key_column
-from common.sql.odbc_bulk import fast_insert, rows_of
+from common.sql.odbc_bulk import decimal_columns, fast_insert, rows_of, timestamp_columns
 
 # Up to this many possible ids per candidate, a range scan is cheaper than a list of ids.
 _DENSE_RANGE = 4
@@ -77,6 +78,40 @@ def existing_among(conn: Connection, table: str, candidates: pa.Array) -> pa.Arr
     return pa.array(list(found), pa.int64())
 
 
+def _values_parameter(dialect: str, values: pa.Array) -> Any:
+    if dialect == "postgresql":
+        return values.to_pylist()
+    listed = sqlite_values(values) if dialect == "sqlite" else values.to_pylist()
+    return orjson.dumps(listed, default=str).decode()  # decimals as their exact text
+
+
+def holders_of(conn: Connection, table: str, column_name: str, candidates: pa.Array) -> pa.Table:
+    """The ``key`` and ``value`` of the rows of ``table`` whose ``column_name`` is among the
+    (non-null) ``candidates``, the values as one parameter like the ids of :func:`id_in`."""
+    data = data_table(table)
+    col = data.c[column_name]
+    wanted = pc.unique(candidates.drop_null())
+    dialect = conn.dialect.name
+    held: ColumnElement[bool]
+    if dialect == "postgresql":
+        held = col == func.any(bindparam("values", type_=ARRAY(col.type)))
+    else:
+        value: ColumnElement[Any] = column("value")
+        if dialect == "mssql" and not isinstance(col.type, String):
+            value = cast(value, col.type)  # OPENJSON's values are text
+        source = func.openjson if dialect == "mssql" else func.json_each
+        held = col.in_(select(value).select_from(source(bindparam("values"))).scalar_subquery())
+    found = conn.execute(
+        select(key_column(data), col).where(held), {"values": _values_parameter(dialect, wanted)}
+    ).all()
+    return pa.table(
+        {
+            "key": pa.array([r[0] for r in found], pa.int64()),
+            "value": pa.array([r[1] for r in found], candidates.type),
+        }
+    )
+
+
 def _present(conn: Connection, table: str, ids: pa.Array) -> int:
     """How many of ``ids`` (distinct) are in ``table``."""
     unique = pc.unique(ids)
@@ -96,14 +131,20 @@ def _copy_postgresql(conn: Connection, table_name: str, table: pa.Table) -> int:
         return int(cur.rowcount)
 
 
+def sqlite_values(values: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """An Arrow column as the values SQLite keeps, as SQLAlchemy's SQLite types read them:
+    timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff``, dates as ``YYYY-MM-DD``, decimals as their
+    exact text with every digit of the scale (see ``catalog_tables.ExactDecimal``), booleans as
+    0 and 1."""
+    kind = values.type
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_decimal(kind):
+        values = pc.cast(values, pa.string())
+    listed: list[Any] = values.to_pylist()
+    return listed
+
+
 def _executemany_sqlite(conn: Connection, table_name: str, table: pa.Table) -> int:
-    columns = []
-    for name in table.column_names:
-        col = table.column(name)
-        if pa.types.is_timestamp(col.type):
-            # "YYYY-MM-DD HH:MM:SS.ffffff": the text SQLAlchemy's SQLite DateTime stores.
-            col = pc.cast(col, pa.string())
-        columns.append(col.to_pylist())
+    columns = [sqlite_values(table.column(name)) for name in table.column_names]
     driver = conn.connection.driver_connection
     assert driver is not None
     placeholders = ", ".join("?" for _ in columns)
@@ -121,15 +162,22 @@ def _fast_executemany(
     assert driver is not None
     cursor = driver.cursor()
     try:
-        timestamps = [i for i, f in enumerate(table.schema) if pa.types.is_timestamp(f.type)]
-        fast_insert(cursor, table_name, table.column_names, rows_of(table), timestamps)
+        fast_insert(
+            cursor,
+            table_name,
+            table.column_names,
+            rows_of(table),
+            timestamp_columns(table),
+            decimal_columns(table),
+        )
     finally:
         cursor.close()
     # fast_executemany's row count is not to be trusted: count which of the rows' ids arrived
     # (the rows' ids only: other ids in the same range may have been there before).
     if count is not None:
         return count()
-    return _present(conn, table_name, table.column("id").combine_chunks())
+    key = key_column(data_table(table_name)).name
+    return _present(conn, table_name, table.column(key).combine_chunks())
 
 
 def bulk_insert(
