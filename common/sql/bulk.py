@@ -8,7 +8,7 @@ parameter, since SQL Server takes at most 2,100 parameters per request.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -28,9 +28,16 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 
 from common.sql.catalog_tables import data_table, key_column
-from common.sql.odbc_bulk import decimal_columns, fast_insert, rows_of, timestamp_columns
+from common.sql.odbc_bulk import (
+    decimal_columns,
+    fast_insert,
+    insert_statement,
+    rows_of,
+    timestamp_columns,
+)
 
 # Up to this many possible ids per candidate, a range scan is cheaper than a list of ids.
 _DENSE_RANGE = 4
@@ -85,13 +92,11 @@ def _values_parameter(dialect: str, values: pa.Array) -> Any:
     return orjson.dumps(listed, default=str).decode()  # decimals as their exact text
 
 
-def holders_of(conn: Connection, table: str, column_name: str, candidates: pa.Array) -> pa.Table:
-    """The ``key`` and ``value`` of the rows of ``table`` whose ``column_name`` is among the
-    (non-null) ``candidates``, the values as one parameter like the ids of :func:`id_in`."""
+def holders_query(table: str, column_name: str, dialect: str) -> Select[Any]:
+    """``SELECT key, column FROM table WHERE column IN (:values)``, the values as one
+    parameter like the ids of :func:`id_in` (see :func:`holders_of`)."""
     data = data_table(table)
     col = data.c[column_name]
-    wanted = pc.unique(candidates.drop_null())
-    dialect = conn.dialect.name
     held: ColumnElement[bool]
     if dialect == "postgresql":
         held = col == func.any(bindparam("values", type_=ARRAY(col.type)))
@@ -101,9 +106,15 @@ def holders_of(conn: Connection, table: str, column_name: str, candidates: pa.Ar
             value = cast(value, col.type)  # OPENJSON's values are text
         source = func.openjson if dialect == "mssql" else func.json_each
         held = col.in_(select(value).select_from(source(bindparam("values"))).scalar_subquery())
-    found = conn.execute(
-        select(key_column(data), col).where(held), {"values": _values_parameter(dialect, wanted)}
-    ).all()
+    return select(key_column(data), col).where(held)
+
+
+def holders_of(conn: Connection, table: str, column_name: str, candidates: pa.Array) -> pa.Table:
+    """The ``key`` and ``value`` of the rows of ``table`` whose ``column_name`` is among the
+    (non-null) ``candidates``."""
+    dialect = conn.dialect.name
+    wanted = _values_parameter(dialect, pc.unique(candidates.drop_null()))
+    found = conn.execute(holders_query(table, column_name, dialect), {"values": wanted}).all()
     return pa.table(
         {
             "key": pa.array([r[0] for r in found], pa.int64()),
@@ -118,15 +129,28 @@ def _present(conn: Connection, table: str, ids: pa.Array) -> int:
     return int(pc.sum(pc.is_in(unique, value_set=existing_among(conn, table, unique))).as_py() or 0)
 
 
+def quoted(dialect: Dialect, table_name: str, columns: Sequence[str]) -> tuple[str, list[str]]:
+    """The table's and the columns' names as ``dialect`` must write them: a catalog may name
+    a column ``order`` or ``user``."""
+    quote = dialect.identifier_preparer.quote
+    return quote(table_name), [quote(name) for name in columns]
+
+
+def _quoted(conn: Connection, table_name: str, table: pa.Table) -> tuple[str, list[str]]:
+    return quoted(conn.dialect, table_name, table.column_names)
+
+
 def _copy_postgresql(conn: Connection, table_name: str, table: pa.Table) -> int:
+    # Arrow writes a null as an empty field and quotes every string, the empty one too: COPY's
+    # csv format reads the first as NULL and the second as ''. Floats are written in their
+    # shortest form that reads back to the same double.
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
     driver = conn.connection.driver_connection
     assert driver is not None
+    name, columns = _quoted(conn, table_name, table)
     with driver.cursor() as cur:
-        with cur.copy(
-            f"COPY {table_name} ({', '.join(table.column_names)}) FROM STDIN (FORMAT csv)"
-        ) as copy:
+        with cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(buffer.getbuffer())
         return int(cur.rowcount)
 
@@ -147,10 +171,8 @@ def _executemany_sqlite(conn: Connection, table_name: str, table: pa.Table) -> i
     columns = [sqlite_values(table.column(name)) for name in table.column_names]
     driver = conn.connection.driver_connection
     assert driver is not None
-    placeholders = ", ".join("?" for _ in columns)
     cur = driver.executemany(
-        f"INSERT INTO {table_name} ({', '.join(table.column_names)}) VALUES ({placeholders})",
-        zip(*columns, strict=True),
+        insert_statement(*_quoted(conn, table_name, table)), zip(*columns, strict=True)
     )
     return int(cur.rowcount)
 
@@ -161,11 +183,12 @@ def _fast_executemany(
     driver = conn.connection.driver_connection
     assert driver is not None
     cursor = driver.cursor()
+    name, columns = _quoted(conn, table_name, table)
     try:
         fast_insert(
             cursor,
-            table_name,
-            table.column_names,
+            name,
+            columns,
             rows_of(table),
             timestamp_columns(table),
             decimal_columns(table),

@@ -28,7 +28,6 @@ from sqlalchemy import (
     TypeDecorator,
     Unicode,
     UnicodeText,
-    text,
 )
 from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Dialect
@@ -82,7 +81,8 @@ def sql_type(
         case ColumnType.DECIMAL:
             return ExactDecimal(precision, scale)
         case ColumnType.FLOAT:
-            return Double()
+            # FLOAT(53) is SQL Server's own name for a double; it would take DOUBLE PRECISION.
+            return Double().with_variant(mssql.FLOAT(53), "mssql")
         case ColumnType.BOOLEAN:
             return Boolean()
         case ColumnType.TEXT:
@@ -112,17 +112,13 @@ def _data_table(spec: TableSpec, metadata: MetaData) -> Table:
         columns.append(Column(col.name, kind, nullable=not col.required))
     # SQL Server's unique indexes hold one NULL at most; the others' hold any number, which
     # is what an optional unique column means.
-    unique = [
-        Index(
-            f"ux_{spec.name}_{c.name}",
-            c.name,
-            unique=True,
-            mssql_where=None if c.required else text(f"{c.name} IS NOT NULL"),
-        )
-        for c in spec.columns
-        if c.unique and c is not spec.key
-    ]
-    return Table(spec.name, metadata, *columns, *unique, info={"key": spec.key.name})
+    table = Table(spec.name, metadata, *columns, info={"key": spec.key.name})
+    for c in spec.columns:
+        if c.unique and c is not spec.key:
+            column = table.c[c.name]
+            where = None if c.required else column.is_not(None)
+            Index(f"ux_{spec.name}_{c.name}", column, unique=True, mssql_where=where)
+    return table
 
 
 def _staging_table(spec: TableSpec, data: Table, metadata: MetaData) -> Table:

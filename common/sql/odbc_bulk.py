@@ -63,7 +63,9 @@ def fast_insert(
             else:
                 sizes.append(None)
         cursor.setinputsizes(sizes)
+    cursor.executemany(insert_statement(table_name, columns), rows)
+
+
+def insert_statement(table_name: str, columns: Sequence[str]) -> str:
     placeholders = ", ".join("?" for _ in columns)
-    cursor.executemany(
-        f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({placeholders})", rows
-    )
+    return f"INSERT INTO {table_name} ({', '.join(columns)}) VALUES ({placeholders})"

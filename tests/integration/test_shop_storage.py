@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from common.errors import ConcurrentUpdate
 from common.model.catalog import load_order, table_spec
+from common.model.catalog_file import parse_catalog
 from common.retry import RetryPolicy
 from common.sql.catalog_tables import data_table
 from common.sql.db import Database
@@ -20,6 +21,7 @@ from common.sql.loader import load_rows
 from common.stores.writes import Written, write_rows
 from tests.support.shop_data import (
     ROWS,
+    catalog_database,
     exact,
     expected,
     shop_database,
@@ -29,8 +31,13 @@ from tests.support.shop_data import (
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def shop(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    with shop_database(request.param, tmp_path) as db:
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def shop(kind: str, tmp_path: Path) -> Iterator[Database]:
+    with shop_database(kind, tmp_path) as db:
         yield db
 
 
@@ -175,3 +182,44 @@ def test_two_writers_inserting_one_unique_value_lose_no_row(tmp_path: Path) -> N
         assert written.inserted == 0
         assert [e.rule for e in written.rejected[0].errors] == ["duplicate_value"]
         assert _skus(db) == {1: "A-1"}
+
+
+# Column names SQL reserves, and an optional unique column: any number of rows may lack a value.
+WORDS = """
+[tables.words]
+columns = [
+  { name = "id", type = "id" },
+  { name = "order", type = "integer" },
+  { name = "user", type = "text", required = false, unique = true },
+]
+"""
+
+
+def test_columns_named_like_sql_keywords_and_optional_unique_ones_load(
+    kind: str, tmp_path: Path
+) -> None:
+    catalog = parse_catalog(WORDS, source="words.toml")
+    with catalog_database(catalog, kind, tmp_path) as db:
+        columns: dict[str, list[object]] = {
+            "id": [1, 2, 3, 4],
+            "order": [1, 2, 3, 4],
+            "user": [None, "ann", None, "bob"],
+        }
+        first = _write(db, "words", columns, "reject")
+        again = _write(
+            db, "words", {"id": [5, 6], "order": [5, 6], "user": [None, "ann"]}, "reject"
+        )
+
+        assert (first.inserted, first.rejected) == (4, [])
+        assert again.inserted == 1
+        assert [(r.line, [e.rule for e in r.errors]) for r in again.rejected] == [
+            (2, ["duplicate_value"])
+        ]
+        with db.read() as conn:
+            assert stored(conn, "words") == [
+                (1, 1, None),
+                (2, 2, "ann"),
+                (3, 3, None),
+                (4, 4, "bob"),
+                (5, 5, None),
+            ]

@@ -5,7 +5,7 @@ validation types them (see :class:`common.model.rows.ValidRows`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -26,9 +26,8 @@ SHOP = Path(__file__).parent / "catalogs" / "shop.toml"
 
 
 @contextmanager
-def shop_catalog() -> Iterator[Catalog]:
-    """The shop catalog, current until the block ends; then the shipped one again."""
-    catalog = load_catalog(SHOP)
+def current_catalog(catalog: Catalog) -> Iterator[Catalog]:
+    """``catalog`` current until the block ends; then the shipped one again."""
     activate(catalog)
     try:
         yield catalog
@@ -36,17 +35,27 @@ def shop_catalog() -> Iterator[Catalog]:
         activate(shipped_catalog())
 
 
+def shop_catalog() -> AbstractContextManager[Catalog]:
+    """The shop catalog, current until the block ends."""
+    return current_catalog(load_catalog(SHOP))
+
+
 @contextmanager
-def shop_database(kind: str, tmp_path: Path) -> Iterator[Database]:
-    """A new database of ``kind`` (sqlite or postgresql) with the shop's tables, the shop
-    catalog current."""
-    with shop_catalog(), _url(kind, tmp_path) as url:
+def catalog_database(catalog: Catalog, kind: str, tmp_path: Path) -> Iterator[Database]:
+    """A new database of ``kind`` (sqlite or postgresql) with the tables of ``catalog``, which
+    is current until the block ends."""
+    with current_catalog(catalog), _url(kind, tmp_path) as url:
         db = Database.from_url(url)
         try:
             upgrade(db)
             yield db
         finally:
             db.dispose()
+
+
+def shop_database(kind: str, tmp_path: Path) -> AbstractContextManager[Database]:
+    """A new database of ``kind`` with the shop's tables, the shop catalog current."""
+    return catalog_database(load_catalog(SHOP), kind, tmp_path)
 
 
 @contextmanager
