@@ -141,7 +141,8 @@ def dangling_references(conn: Connection, tables: Sequence[str]) -> dict[str, in
             if not col.references or (spec.name not in tables and col.references not in tables):
                 continue
             parent = data_table(col.references)
-            missing = ~exists().where(key_column(parent) == child.c[col.name])
+            value = child.c[col.name]
+            missing = value.is_not(None) & ~exists().where(key_column(parent) == value)
             count = conn.execute(select(func.count()).select_from(child).where(missing)).scalar()
             if count:
                 found[f"{spec.name}.{col.name}"] = int(count)

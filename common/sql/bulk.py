@@ -72,7 +72,9 @@ def existing_ids_query(table: str, dialect: str) -> Select[Any]:
 def existing_among(conn: Connection, table: str, candidates: pa.Array) -> pa.Array:
     """Ids of ``table`` among ``candidates``, possibly with others between them: use it as a
     ``value_set`` for the candidates, never count it."""
-    unique = pc.unique(candidates)
+    unique = pc.unique(candidates.drop_null())  # an optional reference may have no value
+    if len(unique) == 0:
+        return pa.array([], pa.int64())
     bounds = pc.min_max(unique)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if high - low < _DENSE_RANGE * len(unique):

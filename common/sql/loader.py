@@ -58,7 +58,8 @@ def load_rows(
         if col.references:
             values = table.column(col.name).combine_chunks()
             found = existing_among(conn, col.references, values)
-            errors[col.name, UNKNOWN_REFERENCE] = pc.invert(pc.is_in(values, value_set=found))
+            unknown = pc.invert(pc.is_in(values, value_set=found))
+            errors[col.name, UNKNOWN_REFERENCE] = pc.and_(unknown, pc.is_valid(values))
         if col.unique and col.name != id_col:
             values = table.column(col.name).combine_chunks()
             if values.null_count < len(values):

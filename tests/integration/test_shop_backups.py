@@ -29,7 +29,17 @@ from common.sql.db import Database
 from common.sql.loader import load_rows
 from common.sql.migrate import upgrade
 from tests.support.services import postgres_database
-from tests.support.shop_data import ROWS, exact, expected, shop_database, stored, valid_rows
+from tests.support.shop_data import (
+    ROWS,
+    WORDS,
+    catalog_database,
+    exact,
+    expected,
+    shop_database,
+    stored,
+    valid_rows,
+    words_catalog,
+)
 
 CONTAINER = "backups"
 
@@ -115,6 +125,24 @@ def test_a_restore_that_would_leave_dangling_references_changes_nothing(
         with db.read() as conn:
             assert exact(stored(conn, "regions")) == exact(expected("regions"))
     assert refused.value.dangling == {"stores.region_id": 1}
+
+
+def test_rows_without_a_reference_restore_and_dangle_nowhere(
+    kind: str, tmp_path: Path, backups: BackupCatalog
+) -> None:
+    with catalog_database(words_catalog(), kind, tmp_path) as db:
+        with db.write() as conn:
+            load_rows(conn, table_spec("authors"), valid_rows("authors", {"id": [1]}))
+            load_rows(conn, table_spec("words"), valid_rows("words", WORDS))
+        records = take_backups(db, backups)
+        with db.write() as conn:
+            conn.execute(delete(data_table("words")))
+
+        restored = restore(db, backups, [r for r in records if r.table == "words"])
+
+        assert restored == {"words": 4}
+        with db.read() as conn:
+            assert stored(conn, "words") == list(zip(*WORDS.values(), strict=True))
 
 
 def test_the_backup_file_says_each_type_in_avros_own_terms(

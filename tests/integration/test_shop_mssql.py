@@ -11,7 +11,6 @@ import pytest
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from common.model.catalog import current, load_order, table_spec
-from common.model.catalog_file import parse_catalog
 from common.sql.bulk import existing_ids_query, holders_query, quoted
 from common.sql.catalog_tables import catalog_tables
 from common.sql.db import Database
@@ -26,6 +25,7 @@ from tests.support.shop_data import (
     shop_catalog,
     stored,
     valid_rows,
+    words_catalog,
 )
 from tests.support.tsql import MSSQL, as_tsql, problems
 
@@ -85,14 +85,7 @@ def test_the_inserts_and_lookups_of_the_shop_tables_are_t_sql() -> None:
 
 def test_an_optional_unique_column_may_lack_a_value_in_many_rows_on_sql_server() -> None:
     # SQL Server's unique index holds one NULL at most, unless it leaves the NULLs out.
-    words = """
-[tables.words]
-columns = [
-  { name = "id", type = "id" },
-  { name = "user", type = "text", required = false, unique = true },
-]
-"""
-    with current_catalog(parse_catalog(words, source="words.toml")):
+    with current_catalog(words_catalog()):
         ddl = _ddl()
         statements = _statements()
 

@@ -13,7 +13,6 @@ from sqlalchemy import text
 
 from common.errors import ConcurrentUpdate
 from common.model.catalog import load_order, table_spec
-from common.model.catalog_file import parse_catalog
 from common.retry import RetryPolicy
 from common.sql.catalog_tables import data_table
 from common.sql.db import Database
@@ -21,12 +20,14 @@ from common.sql.loader import load_rows
 from common.stores.writes import Written, write_rows
 from tests.support.shop_data import (
     ROWS,
+    WORDS,
     catalog_database,
     exact,
     expected,
     shop_database,
     stored,
     valid_rows,
+    words_catalog,
 )
 
 
@@ -184,42 +185,33 @@ def test_two_writers_inserting_one_unique_value_lose_no_row(tmp_path: Path) -> N
         assert _skus(db) == {1: "A-1"}
 
 
-# Column names SQL reserves, and an optional unique column: any number of rows may lack a value.
-WORDS = """
-[tables.words]
-columns = [
-  { name = "id", type = "id" },
-  { name = "order", type = "integer" },
-  { name = "user", type = "text", required = false, unique = true },
-]
-"""
-
-
-def test_columns_named_like_sql_keywords_and_optional_unique_ones_load(
+def test_keyword_columns_and_rows_without_a_unique_value_or_a_reference_load(
     kind: str, tmp_path: Path
 ) -> None:
-    catalog = parse_catalog(WORDS, source="words.toml")
-    with catalog_database(catalog, kind, tmp_path) as db:
-        columns: dict[str, list[object]] = {
-            "id": [1, 2, 3, 4],
-            "order": [1, 2, 3, 4],
-            "user": [None, "ann", None, "bob"],
-        }
-        first = _write(db, "words", columns, "reject")
+    with catalog_database(words_catalog(), kind, tmp_path) as db:
+        _write(db, "authors", {"id": [1]}, "reject")
+        first = _write(db, "words", WORDS, "reject")
         again = _write(
-            db, "words", {"id": [5, 6], "order": [5, 6], "user": [None, "ann"]}, "reject"
+            db,
+            "words",
+            {
+                "id": [5, 6, 7],
+                "order": [5, 6, 7],
+                "user": [None, "ann", "cy"],
+                "author": [None, 2, 1],
+            },
+            "reject",
         )
 
+        # Rows without a value in the optional unique and reference columns are all taken
         assert (first.inserted, first.rejected) == (4, [])
-        assert again.inserted == 1
+        assert again.inserted == 2
         assert [(r.line, [e.rule for e in r.errors]) for r in again.rejected] == [
-            (2, ["duplicate_value"])
+            (2, ["duplicate_value", "unknown_reference"])
         ]
         with db.read() as conn:
             assert stored(conn, "words") == [
-                (1, 1, None),
-                (2, 2, "ann"),
-                (3, 3, None),
-                (4, 4, "bob"),
-                (5, 5, None),
+                *zip(*WORDS.values(), strict=True),
+                (5, 5, None, None),
+                (7, 7, "cy", 1),
             ]

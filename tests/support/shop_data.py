@@ -15,7 +15,7 @@ import pyarrow as pa
 from sqlalchemy import Connection
 
 from common.model.catalog import Catalog, ColumnType, activate, table_spec
-from common.model.catalog_file import load_catalog, shipped_catalog
+from common.model.catalog_file import load_catalog, parse_catalog, shipped_catalog
 from common.model.rows import ValidRows
 from common.sql.catalog_tables import data_table, key_column
 from common.sql.db import Database
@@ -65,6 +65,31 @@ def _url(kind: str, tmp_path: Path) -> Iterator[str]:
         return
     with postgres_database() as url:
         yield url
+
+
+# Column names SQL reserves, an optional unique column and an optional reference.
+_WORDS = """
+[tables.authors]
+columns = [{ name = "id", type = "id" }]
+
+[tables.words]
+columns = [
+  { name = "id", type = "id" },
+  { name = "order", type = "integer" },
+  { name = "user", type = "text", required = false, unique = true },
+  { name = "author", type = "id", required = false, references = "authors" },
+]
+"""
+WORDS: dict[str, list[Any]] = {
+    "id": [1, 2, 3, 4],
+    "order": [1, 2, 3, 4],
+    "user": [None, "ann", None, "bob"],
+    "author": [None, 1, None, None],
+}
+
+
+def words_catalog() -> Catalog:
+    return parse_catalog(_WORDS, source="words.toml")
 
 
 BIG = Decimal("99999999.99")  # every digit of price's decimal(10, 2)
