@@ -24,6 +24,7 @@ from tests.support.shop_data import (
     expected,
     shop_catalog,
     stored,
+    uniques_catalog,
     valid_rows,
     words_catalog,
 )
@@ -92,6 +93,15 @@ def test_an_optional_unique_column_may_lack_a_value_in_many_rows_on_sql_server()
     index = next(s for s in ddl if "INDEX ux_" in s)
     assert index.endswith("WHERE [user] IS NOT NULL"), index
     assert problems([*ddl, *statements]) == {}
+
+
+def test_the_lookups_of_unique_values_of_every_type_are_t_sql() -> None:
+    with current_catalog(uniques_catalog()):
+        statements = _statements()
+
+    assert any("CAST(value AS NUMERIC(38, 10))" in s for s in statements), statements
+    assert any("CAST(value AS DATETIME2(6))" in s for s in statements), statements
+    assert problems(statements) == {}
 
 
 @pytest.fixture

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from tests.support.shop_data import (
     expected,
     shop_database,
     stored,
+    uniques_catalog,
     valid_rows,
     words_catalog,
 )
@@ -215,3 +218,39 @@ def test_keyword_columns_and_rows_without_a_unique_value_or_a_reference_load(
                 (5, 5, None, None),
                 (7, 7, "cy", 1),
             ]
+
+
+def test_a_unique_value_of_every_type_is_found_in_the_table(kind: str, tmp_path: Path) -> None:
+    held: dict[str, list[object]] = {
+        "id": [1, 2],
+        "n": [-(2**63), 2**63 - 1],
+        "d": [Decimal("9" * 28 + ".0000000001"), Decimal("-0.0000000001")],
+        "f": [0.1, 5e-324],
+        "b": [True, None],
+        "t": ["Ōsaka", ""],
+        "day": [date(1, 1, 1), date(9999, 12, 31)],
+        "at": [datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999_999)],
+    }
+    unique = [name for name in held if name != "id"]
+    # Row i has the value row 2 (row 1 for b) holds in the i-th unique column, and values of
+    # its own elsewhere
+    fresh: dict[str, list[object]] = {
+        "id": [10 + i for i in range(len(unique))],
+        "n": list(range(len(unique))),
+        "d": [Decimal(i) for i in range(len(unique))],
+        "f": [float(i) for i in range(len(unique))],
+        "b": [None] * len(unique),
+        "t": [str(i) for i in range(len(unique))],
+        "day": [date(2000, 1, 1 + i) for i in range(len(unique))],
+        "at": [datetime(2000, 1, 1, i) for i in range(len(unique))],
+    }
+    for i, name in enumerate(unique):
+        fresh[name][i] = held[name][0 if name == "b" else 1]
+    with catalog_database(uniques_catalog(), kind, tmp_path) as db:
+        first = _write(db, "uniques", held, "reject")
+        again = _write(db, "uniques", fresh, "reject")
+
+    assert (first.inserted, again.inserted) == (2, 0)
+    assert [[(e.column, e.rule) for e in r.errors] for r in again.rejected] == [
+        [(name, "duplicate_value")] for name in unique
+    ]

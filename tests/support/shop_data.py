@@ -92,6 +92,26 @@ def words_catalog() -> Catalog:
     return parse_catalog(_WORDS, source="words.toml")
 
 
+# A unique column of every type.
+_UNIQUES = """
+[tables.uniques]
+columns = [
+  { name = "id", type = "id" },
+  { name = "n", type = "integer", unique = true },
+  { name = "d", type = "decimal", precision = 38, scale = 10, unique = true },
+  { name = "f", type = "float", unique = true },
+  { name = "b", type = "boolean", unique = true, required = false },
+  { name = "t", type = "text", unique = true },
+  { name = "day", type = "date", unique = true },
+  { name = "at", type = "timestamp", unique = true },
+]
+"""
+
+
+def uniques_catalog() -> Catalog:
+    return parse_catalog(_UNIQUES, source="uniques.toml")
+
+
 BIG = Decimal("99999999.99")  # every digit of price's decimal(10, 2)
 
 # Column values by table, as Python values of the Arrow types validation gives.
