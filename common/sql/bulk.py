@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Integer,
     Select,
     String,
     bindparam,
@@ -95,34 +96,36 @@ def _values_parameter(dialect: str, values: pa.Array) -> Any:
 
 
 def holders_query(table: str, column_name: str, dialect: str) -> Select[Any]:
-    """``SELECT key, column FROM table WHERE column IN (:values)``, the values as one
-    parameter like the ids of :func:`id_in` (see :func:`holders_of`)."""
+    """``(position, key)`` of each value in ``:values`` (one parameter, like the ids of
+    :func:`id_in`) that a row of ``table`` holds in ``column_name``, equal as the database
+    compares them (its collation, on SQL Server): positions from 0, see :func:`holders_of`."""
     data = data_table(table)
     col = data.c[column_name]
-    held: ColumnElement[bool]
+    position: ColumnElement[Any]
+    value: ColumnElement[Any]
     if dialect == "postgresql":
-        held = col == func.any(bindparam("values", type_=ARRAY(col.type)))
+        array = func.unnest(bindparam("values", type_=ARRAY(col.type)))
+        listed = array.table_valued("value", with_ordinality="n").render_derived()
+        position, value = listed.c.n - 1, listed.c.value
     else:
-        value: ColumnElement[Any] = column("value")
+        source = func.openjson if dialect == "mssql" else func.json_each
+        listed = source(bindparam("values")).table_valued("key", "value")
+        position, value = cast(listed.c.key, Integer), listed.c.value
         if dialect == "mssql" and not isinstance(col.type, String):
             value = cast(value, col.type)  # OPENJSON's values are text
-        source = func.openjson if dialect == "mssql" else func.json_each
-        held = col.in_(select(value).select_from(source(bindparam("values"))).scalar_subquery())
-    return select(key_column(data), col).where(held)
+    return select(position, key_column(data)).select_from(listed).join(data, col == value)
 
 
-def holders_of(conn: Connection, table: str, column_name: str, candidates: pa.Array) -> pa.Table:
-    """The ``key`` and ``value`` of the rows of ``table`` whose ``column_name`` is among the
-    (non-null) ``candidates``."""
+def holders_of(conn: Connection, table: str, column_name: str, values: pa.Array) -> pa.Array:
+    """The key of the row of ``table`` that holds each of the distinct, non-null ``values`` in
+    its unique ``column_name``; null where none does."""
     dialect = conn.dialect.name
-    wanted = _values_parameter(dialect, pc.unique(candidates.drop_null()))
-    found = conn.execute(holders_query(table, column_name, dialect), {"values": wanted}).all()
-    return pa.table(
-        {
-            "key": pa.array([r[0] for r in found], pa.int64()),
-            "value": pa.array([r[1] for r in found], candidates.type),
-        }
-    )
+    query = holders_query(table, column_name, dialect)
+    found = conn.execute(query, {"values": _values_parameter(dialect, values)}).all()
+    keys: list[int | None] = [None] * len(values)
+    for position, key in found:
+        keys[int(position)] = int(key)
+    return pa.array(keys, pa.int64())
 
 
 def _present(conn: Connection, table: str, ids: pa.Array) -> int:

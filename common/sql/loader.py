@@ -98,9 +98,8 @@ def _held_by_others(
 ) -> pa.Array:
     """Which rows' ``values`` of the unique ``column`` another row of ``table`` holds: a row
     may keep the value of the row with its own id, which it replaces."""
-    holders = holders_of(conn, table, column, values)
-    at = pc.index_in(values, value_set=holders.column("value"))
-    holder = pc.take(holders.column("key"), at)
+    wanted = pc.unique(values.drop_null())
+    holder = pc.take(holders_of(conn, table, column, wanted), pc.index_in(values, wanted))
     return pc.fill_null(pc.not_equal(holder, ids), False)
 
 

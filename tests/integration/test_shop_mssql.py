@@ -19,6 +19,7 @@ from common.sql.odbc_bulk import insert_statement
 from tests.support.mssql_odbc import Sent, mssql_on_postgres
 from tests.support.shop_data import (
     ROWS,
+    WORDS,
     current_catalog,
     exact,
     expected,
@@ -99,8 +100,8 @@ def test_the_lookups_of_unique_values_of_every_type_are_t_sql() -> None:
     with current_catalog(uniques_catalog()):
         statements = _statements()
 
-    assert any("CAST(value AS NUMERIC(38, 10))" in s for s in statements), statements
-    assert any("CAST(value AS DATETIME2(6))" in s for s in statements), statements
+    assert any("CAST(anon_1.value AS NUMERIC(38, 10))" in s for s in statements), statements
+    assert any("CAST(anon_1.value AS DATETIME2(6))" in s for s in statements), statements
     assert problems(statements) == {}
 
 
@@ -135,3 +136,23 @@ def test_every_type_arrives_exactly_through_fast_executemany(
     assert [e.rule for r in refused.rejected for e in r.errors] == ["duplicate_value"]
     assert max(r.rows for r in sent.requests) > 1
     assert problems([s for s in sent.statements() if "OPENJSON" in s.upper()]) == {}
+
+
+def test_keyword_columns_and_optional_unique_values_load_through_sql_servers_path() -> None:
+    with current_catalog(words_catalog()), mssql_on_postgres() as (db, _, url):
+        with db.write() as conn:
+            load_rows(conn, table_spec("authors"), valid_rows("authors", {"id": [1]}))
+            first = load_rows(conn, table_spec("words"), valid_rows("words", WORDS))
+        with db.write() as conn:
+            again = {"id": [5, 6], "order": [5, 6], "user": [None, "ann"], "author": [None, 1]}
+            second = load_rows(conn, table_spec("words"), valid_rows("words", again))
+        postgres = Database.from_url(url)
+        try:
+            with postgres.read() as conn:
+                rows = stored(conn, "words")
+        finally:
+            postgres.dispose()
+
+    assert (first.inserted, second.inserted) == (4, 1)
+    assert [e.rule for r in second.rejected for e in r.errors] == ["duplicate_value"]
+    assert rows == [*zip(*WORDS.values(), strict=True), (5, 5, None, None)]
