@@ -1,8 +1,10 @@
-"""The database's own bulk paths, and id lookups that take any number of ids at once.
+"""The database's own bulk paths, and lookups of ids and unique values that take any number
+of them at once.
 
 ``COPY`` on PostgreSQL, one ``executemany`` on SQLite, ``fast_executemany`` on SQL Server (whose
-row count is checked afterwards), all in the caller's transaction; ids as one array or JSON
-parameter, since SQL Server takes at most 2,100 parameters per request.
+row count is checked afterwards), all in the caller's transaction, for every column type; ids
+and values as one array or JSON parameter, since SQL Server takes at most 2,100 parameters per
+request.
 """
 
 from __future__ import annotations

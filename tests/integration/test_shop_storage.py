@@ -254,3 +254,20 @@ def test_a_unique_value_of_every_type_is_found_in_the_table(kind: str, tmp_path:
     assert [[(e.column, e.rule) for e in r.errors] for r in again.rejected] == [
         [(name, "duplicate_value")] for name in unique
     ]
+
+
+def test_a_decimal_written_through_sqlalchemy_is_kept_as_the_bulk_path_keeps_it(
+    shop: Database,
+) -> None:
+    products = data_table("products")
+    with shop.write() as conn:
+        conn.execute(products.insert(), {"id": 1, "sku": "A-1", "price": Decimal("5")})
+    _write(shop, "products", _products([2], ["B-2"]), "reject")
+
+    with shop.read() as conn:
+        prices = conn.execute(products.select().order_by(products.c.id)).all()
+        text_of = conn.execute(text("SELECT CAST(price AS VARCHAR(50)) FROM products ORDER BY id"))
+        spelled = [str(v) for v in text_of.scalars()]
+
+    assert [str(p.price) for p in prices] == ["5.00", "12.30"]
+    assert spelled == ["5.00", "12.30"]
