@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from common.backup.errors import BackupInvalid
-from common.model.catalog import ColumnType, TableSpec
+from common.model.catalog import Column, ColumnType, TableSpec
 
 SCHEMA_VERSION = 1
 # Versions this code can restore; an older layout would get its own entry (and a converter).
@@ -28,9 +28,28 @@ _MICROSECOND = timedelta(microseconds=1)
 
 _TYPES: dict[ColumnType, Any] = {
     ColumnType.ID: "long",
+    ColumnType.INTEGER: "long",
+    ColumnType.FLOAT: "double",
+    ColumnType.BOOLEAN: "boolean",
     ColumnType.TEXT: "string",
+    ColumnType.DATE: {"type": "int", "logicalType": "date"},
     ColumnType.TIMESTAMP: {"type": "long", "logicalType": "timestamp-micros"},
 }
+
+
+def _field(column: Column) -> dict[str, Any]:
+    """A column's AVRO field: its type, as a union with null (default null) when optional."""
+    kind = _TYPES.get(column.type)
+    if column.type is ColumnType.DECIMAL:
+        kind = {
+            "type": "bytes",
+            "logicalType": "decimal",
+            "precision": column.precision,
+            "scale": column.scale,
+        }
+    if column.required:
+        return {"name": column.name, "type": kind}
+    return {"name": column.name, "type": ["null", kind], "default": None}
 
 
 def table_schema(spec: TableSpec, version: int = SCHEMA_VERSION) -> dict[str, Any]:
@@ -42,7 +61,7 @@ def table_schema(spec: TableSpec, version: int = SCHEMA_VERSION) -> dict[str, An
         "name": spec.name,
         "namespace": f"{NAMESPACE}.v{version}",
         "doc": f"One row of the {spec.name} table (backup schema version {version}).",
-        "fields": [{"name": c.name, "type": _TYPES[c.type]} for c in spec.columns],
+        "fields": [_field(c) for c in spec.columns],
     }
 
 
@@ -58,13 +77,23 @@ def _shape(schema: Any) -> tuple[str, list[tuple[str, str]]]:
     name = str(schema.get("name", ""))
     namespace = schema.get("namespace")
     full = name if "." in name or not namespace else f"{namespace}.{name}"
-    fields: list[tuple[str, str]] = []
-    for field in schema.get("fields", []):
-        kind = field.get("type")
-        if isinstance(kind, Mapping):
-            kind = f"{kind.get('type')}/{kind.get('logicalType', '')}"
-        fields.append((str(field.get("name")), str(kind)))
+    fields = [
+        (str(field.get("name")), _kind(field.get("type"))) for field in schema.get("fields", [])
+    ]
     return full, fields
+
+
+def _kind(kind: Any) -> str:
+    """A field's type in a few words: ``long/timestamp-micros``, ``bytes/decimal(12,4)``,
+    ``null|double``."""
+    if isinstance(kind, list):
+        return "|".join(_kind(k) for k in kind)
+    if not isinstance(kind, Mapping):
+        return str(kind)
+    logical = kind.get("logicalType", "")
+    if logical == "decimal":
+        logical += f"({kind.get('precision')},{kind.get('scale', 0)})"
+    return f"{kind.get('type')}/{logical}"
 
 
 def check_file_schema(

@@ -31,6 +31,15 @@ from common.stores import hire_counts
 log = structlog.get_logger("ingest.backup")
 
 BATCH_ROWS = 10_000
+# The Arrow types validation gives each column type (decimals and timestamps aside).
+_ARROW = {
+    ColumnType.ID: pa.int64(),
+    ColumnType.INTEGER: pa.int64(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.TEXT: pa.string(),
+    ColumnType.DATE: pa.date32(),
+}
 
 
 def _open(catalog: BackupCatalog, record: BackupRecord) -> tuple[ChunkSource, Any]:
@@ -90,14 +99,14 @@ def _arrow(spec: TableSpec, rows: list[dict[str, Any]]) -> pa.Table:
     arrays: dict[str, pa.Array] = {}
     for col in spec.columns:
         values = [r[col.name] for r in rows]
-        if col.type is ColumnType.TEXT:
-            arrays[col.name] = pa.array(values, pa.string())
-        elif col.type is ColumnType.TIMESTAMP:
+        if col.type is ColumnType.TIMESTAMP:
             # fastavro gives aware UTC datetimes; the database keeps naive UTC.
             aware = pa.array(values, pa.timestamp("us", tz="UTC"))
             arrays[col.name] = aware.cast(pa.timestamp("us"))
+        elif col.type is ColumnType.DECIMAL:
+            arrays[col.name] = pa.array(values, pa.decimal128(col.precision, col.scale))
         else:
-            arrays[col.name] = pa.array(values, pa.int64())
+            arrays[col.name] = pa.array(values, _ARROW[col.type])
     return pa.table(arrays)
 
 
@@ -132,7 +141,8 @@ def dangling_references(conn: Connection, tables: Sequence[str]) -> dict[str, in
             if not col.references or (spec.name not in tables and col.references not in tables):
                 continue
             parent = data_table(col.references)
-            missing = ~exists().where(key_column(parent) == child.c[col.name])
+            value = child.c[col.name]
+            missing = value.is_not(None) & ~exists().where(key_column(parent) == value)
             count = conn.execute(select(func.count()).select_from(child).where(missing)).scalar()
             if count:
                 found[f"{spec.name}.{col.name}"] = int(count)

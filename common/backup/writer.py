@@ -57,6 +57,7 @@ def newest_job_id(conn: Connection, table: str) -> str | None:
 
 def _pages(conn: Connection, spec: TableSpec, page_rows: int) -> Iterator[Sequence[Any]]:
     table = data_table(spec.name)
+    key = spec.column_names.index(spec.key.name)
     last: int | None = None
     while True:
         query = select(*(table.c[n] for n in spec.column_names)).order_by(key_column(table))
@@ -66,7 +67,7 @@ def _pages(conn: Connection, spec: TableSpec, page_rows: int) -> Iterator[Sequen
         if not rows:
             return
         yield rows
-        last = int(rows[-1][0])
+        last = int(rows[-1][key])
 
 
 def _write_table(
@@ -86,7 +87,7 @@ def _write_table(
         for row in rows:
             avro.write(
                 {
-                    n: to_micros(v) if i in stamps else v
+                    n: to_micros(v) if i in stamps and v is not None else v
                     for i, (n, v) in enumerate(zip(names, row, strict=True))
                 }
             )
@@ -98,17 +99,18 @@ def _write_table(
 def take_backups(
     db: Database,
     catalog: BackupCatalog,
-    tables: Sequence[str] = load_order(),
+    tables: Sequence[str] | None = None,
     *,
     run_id: str | None = None,
     page_rows: int = PAGE_ROWS,
 ) -> list[BackupRecord]:
-    """Back up ``tables`` from one snapshot as one run; return their records, parents first.
+    """Back up ``tables`` (every declared table by default) from one snapshot as one run;
+    return their records, parents first.
 
     A ``run_id`` given (a scheduled run) makes the backup ids follow from it, so a run taken
     again after a crash replaces its own files instead of adding to them.
     """
-    specs = [table_spec(t) for t in load_order() if t in tables]
+    specs = [table_spec(t) for t in load_order() if tables is None or t in tables]
     run = run_id or uuid.uuid4().hex
     writers: list[BlobWriter] = []
     pending: list[tuple[BlobWriter, BackupRecord]] = []

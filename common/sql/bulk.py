@@ -1,14 +1,16 @@
-"""The database's own bulk paths, and id lookups that take any number of ids at once.
+"""The database's own bulk paths, and lookups of ids and unique values that take any number
+of them at once.
 
 ``COPY`` on PostgreSQL, one ``executemany`` on SQLite, ``fast_executemany`` on SQL Server (whose
-row count is checked afterwards), all in the caller's transaction; ids as one array or JSON
-parameter, since SQL Server takes at most 2,100 parameters per request.
+row count is checked afterwards), all in the caller's transaction, for every column type; ids
+and values as one array or JSON parameter, since SQL Server takes at most 2,100 parameters per
+request.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -19,7 +21,9 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Integer,
     Select,
+    String,
     bindparam,
     cast,
     column,
@@ -27,9 +31,16 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 
 from common.sql.catalog_tables import data_table, key_column
-from common.sql.odbc_bulk import fast_insert, rows_of
+from common.sql.odbc_bulk import (
+    decimal_columns,
+    fast_insert,
+    insert_statement,
+    rows_of,
+    timestamp_columns,
+)
 
 # Up to this many possible ids per candidate, a range scan is cheaper than a list of ids.
 _DENSE_RANGE = 4
@@ -64,7 +75,9 @@ def existing_ids_query(table: str, dialect: str) -> Select[Any]:
 def existing_among(conn: Connection, table: str, candidates: pa.Array) -> pa.Array:
     """Ids of ``table`` among ``candidates``, possibly with others between them: use it as a
     ``value_set`` for the candidates, never count it."""
-    unique = pc.unique(candidates)
+    unique = pc.unique(candidates.drop_null())  # an optional reference may have no value
+    if len(unique) == 0:
+        return pa.array([], pa.int64())
     bounds = pc.min_max(unique)
     low, high = bounds["min"].as_py(), bounds["max"].as_py()
     if high - low < _DENSE_RANGE * len(unique):
@@ -77,39 +90,96 @@ def existing_among(conn: Connection, table: str, candidates: pa.Array) -> pa.Arr
     return pa.array(list(found), pa.int64())
 
 
+def _values_parameter(dialect: str, values: pa.Array) -> Any:
+    if dialect == "postgresql":
+        return values.to_pylist()
+    listed = sqlite_values(values) if dialect == "sqlite" else values.to_pylist()
+    return orjson.dumps(listed, default=str).decode()  # decimals as their exact text
+
+
+def holders_query(table: str, column_name: str, dialect: str) -> Select[Any]:
+    """``(position, key)`` of each value in ``:values`` (one parameter, like the ids of
+    :func:`id_in`) that a row of ``table`` holds in ``column_name``, equal as the database
+    compares them (its collation, on SQL Server): positions from 0, see :func:`holders_of`."""
+    data = data_table(table)
+    col = data.c[column_name]
+    position: ColumnElement[Any]
+    value: ColumnElement[Any]
+    if dialect == "postgresql":
+        array = func.unnest(bindparam("values", type_=ARRAY(col.type)))
+        listed = array.table_valued("value", with_ordinality="n").render_derived()
+        position, value = listed.c.n - 1, listed.c.value
+    else:
+        source = func.openjson if dialect == "mssql" else func.json_each
+        listed = source(bindparam("values")).table_valued("key", "value")
+        position, value = cast(listed.c.key, Integer), listed.c.value
+        if dialect == "mssql" and not isinstance(col.type, String):
+            value = cast(value, col.type)  # OPENJSON's values are text
+    return select(position, key_column(data)).select_from(listed).join(data, col == value)
+
+
+def holders_of(conn: Connection, table: str, column_name: str, values: pa.Array) -> pa.Array:
+    """The key of the row of ``table`` that holds each of the distinct, non-null ``values`` in
+    its unique ``column_name``; null where none does."""
+    dialect = conn.dialect.name
+    query = holders_query(table, column_name, dialect)
+    found = conn.execute(query, {"values": _values_parameter(dialect, values)}).all()
+    keys: list[int | None] = [None] * len(values)
+    for position, key in found:
+        keys[int(position)] = int(key)
+    return pa.array(keys, pa.int64())
+
+
 def _present(conn: Connection, table: str, ids: pa.Array) -> int:
     """How many of ``ids`` (distinct) are in ``table``."""
     unique = pc.unique(ids)
     return int(pc.sum(pc.is_in(unique, value_set=existing_among(conn, table, unique))).as_py() or 0)
 
 
+def quoted(dialect: Dialect, table_name: str, columns: Sequence[str]) -> tuple[str, list[str]]:
+    """The table's and the columns' names as ``dialect`` must write them: a catalog may name
+    a column ``order`` or ``user``."""
+    quote = dialect.identifier_preparer.quote
+    return quote(table_name), [quote(name) for name in columns]
+
+
+def _quoted(conn: Connection, table_name: str, table: pa.Table) -> tuple[str, list[str]]:
+    return quoted(conn.dialect, table_name, table.column_names)
+
+
 def _copy_postgresql(conn: Connection, table_name: str, table: pa.Table) -> int:
+    # Arrow writes a null as an empty field and quotes every string, the empty one too: COPY's
+    # csv format reads the first as NULL and the second as ''. Floats are written in their
+    # shortest form that reads back to the same double.
     buffer = io.BytesIO()
     pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
     driver = conn.connection.driver_connection
     assert driver is not None
+    name, columns = _quoted(conn, table_name, table)
     with driver.cursor() as cur:
-        with cur.copy(
-            f"COPY {table_name} ({', '.join(table.column_names)}) FROM STDIN (FORMAT csv)"
-        ) as copy:
+        with cur.copy(f"COPY {name} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(buffer.getbuffer())
         return int(cur.rowcount)
 
 
+def sqlite_values(values: pa.Array | pa.ChunkedArray) -> list[Any]:
+    """An Arrow column as the values SQLite keeps, as SQLAlchemy's SQLite types read them:
+    timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff``, dates as ``YYYY-MM-DD``, decimals as their
+    exact text with every digit of the scale (see ``catalog_tables.ExactDecimal``), booleans as
+    0 and 1."""
+    kind = values.type
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_decimal(kind):
+        values = pc.cast(values, pa.string())
+    listed: list[Any] = values.to_pylist()
+    return listed
+
+
 def _executemany_sqlite(conn: Connection, table_name: str, table: pa.Table) -> int:
-    columns = []
-    for name in table.column_names:
-        col = table.column(name)
-        if pa.types.is_timestamp(col.type):
-            # "YYYY-MM-DD HH:MM:SS.ffffff": the text SQLAlchemy's SQLite DateTime stores.
-            col = pc.cast(col, pa.string())
-        columns.append(col.to_pylist())
+    columns = [sqlite_values(table.column(name)) for name in table.column_names]
     driver = conn.connection.driver_connection
     assert driver is not None
-    placeholders = ", ".join("?" for _ in columns)
     cur = driver.executemany(
-        f"INSERT INTO {table_name} ({', '.join(table.column_names)}) VALUES ({placeholders})",
-        zip(*columns, strict=True),
+        insert_statement(*_quoted(conn, table_name, table)), zip(*columns, strict=True)
     )
     return int(cur.rowcount)
 
@@ -120,16 +190,24 @@ def _fast_executemany(
     driver = conn.connection.driver_connection
     assert driver is not None
     cursor = driver.cursor()
+    name, columns = _quoted(conn, table_name, table)
     try:
-        timestamps = [i for i, f in enumerate(table.schema) if pa.types.is_timestamp(f.type)]
-        fast_insert(cursor, table_name, table.column_names, rows_of(table), timestamps)
+        fast_insert(
+            cursor,
+            name,
+            columns,
+            rows_of(table),
+            timestamp_columns(table),
+            decimal_columns(table),
+        )
     finally:
         cursor.close()
     # fast_executemany's row count is not to be trusted: count which of the rows' ids arrived
     # (the rows' ids only: other ids in the same range may have been there before).
     if count is not None:
         return count()
-    return _present(conn, table_name, table.column("id").combine_chunks())
+    key = key_column(data_table(table_name)).name
+    return _present(conn, table_name, table.column(key).combine_chunks())
 
 
 def bulk_insert(

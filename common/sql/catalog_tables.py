@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from decimal import Context, Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -24,10 +25,12 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    TypeDecorator,
     Unicode,
     UnicodeText,
 )
 from sqlalchemy.dialects import mssql
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ColumnElement, FromClause
 from sqlalchemy.types import TypeEngine
 
@@ -37,6 +40,35 @@ from common.sql.schema import Id, Timestamp
 # SQLite keeps a NUMERIC value as a binary float past 15 digits: decimals are kept as their text
 # there, which is exact, and compared and summed by the service rather than by SQLite.
 _SQLITE_DECIMAL_CHARS = 42  # sign, 38 digits, point, spare
+_WIDE = Context(prec=_SQLITE_DECIMAL_CHARS)  # the default context rounds past 28 digits
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """``NUMERIC(precision, scale)``; on SQLite the value's text with ``scale`` digits after
+    the point (as Arrow writes it), read back as a :class:`Decimal` like the others give."""
+
+    impl = Numeric
+    cache_ok = True
+
+    def __init__(self, precision: int, scale: int) -> None:
+        super().__init__(precision, scale)
+        self.precision, self.scale = precision, scale
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(_SQLITE_DECIMAL_CHARS))
+        return dialect.type_descriptor(Numeric(self.precision, self.scale))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        exact = _WIDE.quantize(Decimal(value), Decimal(1).scaleb(-self.scale))
+        return f"{exact:f}"
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        return value if isinstance(value, Decimal) else Decimal(value)
 
 
 def sql_type(
@@ -47,9 +79,10 @@ def sql_type(
         case ColumnType.ID | ColumnType.INTEGER:
             return Id
         case ColumnType.DECIMAL:
-            return Numeric(precision, scale).with_variant(String(_SQLITE_DECIMAL_CHARS), "sqlite")
+            return ExactDecimal(precision, scale)
         case ColumnType.FLOAT:
-            return Double()
+            # FLOAT(53) is SQL Server's own name for a double; it would take DOUBLE PRECISION.
+            return Double().with_variant(mssql.FLOAT(53), "mssql")
         case ColumnType.BOOLEAN:
             return Boolean()
         case ColumnType.TEXT:
@@ -77,12 +110,15 @@ def _data_table(spec: TableSpec, metadata: MetaData) -> Table:
             col.type, max_length=col.max_length, precision=col.precision, scale=col.scale
         )
         columns.append(Column(col.name, kind, nullable=not col.required))
-    unique = [
-        Index(f"ux_{spec.name}_{c.name}", c.name, unique=True)
-        for c in spec.columns
-        if c.unique and c is not spec.key
-    ]
-    return Table(spec.name, metadata, *columns, *unique, info={"key": spec.key.name})
+    # SQL Server's unique indexes hold one NULL at most; the others' hold any number, which
+    # is what an optional unique column means.
+    table = Table(spec.name, metadata, *columns, info={"key": spec.key.name})
+    for c in spec.columns:
+        if c.unique and c is not spec.key:
+            column = table.c[c.name]
+            where = None if c.required else column.is_not(None)
+            Index(f"ux_{spec.name}_{c.name}", column, unique=True, mssql_where=where)
+    return table
 
 
 def _staging_table(spec: TableSpec, data: Table, metadata: MetaData) -> Table:

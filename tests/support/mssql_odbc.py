@@ -14,7 +14,9 @@ parameter arrays really run. What that needs from PostgreSQL:
   ``REPEATABLE READ`` (PostgreSQL's REPEATABLE READ is snapshot isolation); and SQL Server's
   default level, READ COMMITTED, which the dialect would read from ``sys.dm_exec_sessions``;
 - a ``DELETE … OUTPUT deleted.<column>, …`` (the rows a delete removed, sent back), which
-  PostgreSQL writes ``DELETE … RETURNING <column>, …``.
+  PostgreSQL writes ``DELETE … RETURNING <column>, …``;
+- names SQL Server reserves, which it quotes in brackets (``[key]``) and PostgreSQL in double
+  quotes.
 
 Every statement sent is recorded as sent (:class:`Sent`), with the parameters of each request
 (one row of a ``fast_executemany`` array is one request's worth).
@@ -50,6 +52,8 @@ CREATE FUNCTION "year"(t timestamp) RETURNS int LANGUAGE sql IMMUTABLE AS
 CREATE FUNCTION "month"(t timestamp) RETURNS int LANGUAGE sql IMMUTABLE AS
     $$ SELECT extract(month FROM t)::int $$;
 """
+# A name SQL Server reserves, bracketed (OPENJSON's [key] column, a column named [order]).
+_BRACKETED = re.compile(r"\[([A-Za-z_][A-Za-z0-9_]*)\]")
 _ISOLATION = re.compile(r"^\s*SET TRANSACTION ISOLATION LEVEL ([A-Z ]+?)\s*$", re.IGNORECASE)
 _POSTGRES_LEVEL = {"SNAPSHOT": "REPEATABLE READ"}
 _DELETE_OUTPUT = re.compile(
@@ -58,6 +62,7 @@ _DELETE_OUTPUT = re.compile(
 
 
 def _as_postgres(sql: str) -> str:
+    sql = _BRACKETED.sub(r'"\1"', sql)
     output = _DELETE_OUTPUT.match(sql)
     if output is None:
         return sql
@@ -107,7 +112,7 @@ class _Cursor:
     def executemany(self, sql: str, rows: Any) -> Any:
         rows = list(rows)
         self._sent.requests.append(Request(sql, len(rows[0]) if rows else 0, len(rows)))
-        return self._cursor.executemany(sql, rows)
+        return self._cursor.executemany(_as_postgres(sql), rows)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
