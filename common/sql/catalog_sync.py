@@ -153,9 +153,10 @@ def _retyped(
 
 def _add(spec: TableSpec, column: Column[Any]) -> Callable[[Connection], None]:
     def apply(conn: Connection) -> None:
+        quote = conn.dialect.identifier_preparer.quote
+        kind = column.type.compile(conn.dialect)
         for table in (spec.name, f"stage_{spec.name}"):
-            kind = column.type.compile(conn.dialect)
-            conn.execute(text(f"ALTER TABLE {table} ADD {column.name} {kind} NULL"))
+            conn.execute(text(f"ALTER TABLE {quote(table)} ADD {quote(column.name)} {kind} NULL"))
 
     return apply
 
@@ -164,11 +165,13 @@ def _lengthen(spec: TableSpec, column: Column[Any]) -> Callable[[Connection], No
     def apply(conn: Connection) -> None:
         kind = column.type.compile(conn.dialect)
         null = "NULL" if column.nullable else "NOT NULL"
-        for table in (spec.name, f"stage_{spec.name}"):
+        quote = conn.dialect.identifier_preparer.quote
+        name = quote(column.name)
+        for table in (quote(spec.name), quote(f"stage_{spec.name}")):
             if conn.dialect.name == "postgresql":
-                conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column.name} TYPE {kind}"))
+                conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {name} TYPE {kind}"))
             else:
-                conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {column.name} {kind} {null}"))
+                conn.execute(text(f"ALTER TABLE {table} ALTER COLUMN {name} {kind} {null}"))
 
     return apply
 

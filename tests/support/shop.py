@@ -11,9 +11,9 @@ from common.model import catalog
 from common.model.catalog_file import load_catalog, shipped_catalog
 from common.sql.catalog_tables import catalog_tables
 from common.sql.migrate import upgrade
+from tests.support.catalogs import SHOP
 from tests.support.flow import service_set
 
-SHOP = Path(__file__).resolve().parent / "catalogs" / "shop.toml"
 SHOP_ORDER = ["regions", "stores", "orders", "products", "order_lines"]  # parents first
 
 

@@ -14,25 +14,16 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Connection
 
-from common.model.catalog import Catalog, ColumnType, activate, table_spec
-from common.model.catalog_file import load_catalog, parse_catalog, shipped_catalog
+from common.model.catalog import Catalog, ColumnType, table_spec
+from common.model.catalog_file import load_catalog, parse_catalog
 from common.model.rows import ValidRows
 from common.sql.catalog_tables import data_table, key_column
 from common.sql.db import Database
 from common.sql.migrate import upgrade
+from tests.support.catalogs import SHOP, catalog_in_use
 from tests.support.services import postgres_database
 
-SHOP = Path(__file__).parent / "catalogs" / "shop.toml"
-
-
-@contextmanager
-def current_catalog(catalog: Catalog) -> Iterator[Catalog]:
-    """``catalog`` current until the block ends; then the shipped one again."""
-    activate(catalog)
-    try:
-        yield catalog
-    finally:
-        activate(shipped_catalog())
+current_catalog = catalog_in_use
 
 
 def shop_catalog() -> AbstractContextManager[Catalog]:

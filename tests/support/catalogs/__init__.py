@@ -14,11 +14,15 @@ SHOP = Path(__file__).parent / "shop.toml"
 
 
 @contextmanager
-def catalog_in_use(source: Path | str) -> Iterator[Catalog]:
-    """Make the catalog in a file (a path) or a TOML text current, then the shipped one again."""
-    chosen = (
-        load_catalog(source) if isinstance(source, Path) else parse_catalog(source, source="test")
-    )
+def catalog_in_use(source: Catalog | Path | str) -> Iterator[Catalog]:
+    """Make a catalog, the one in a file (a path) or in a TOML text current until the block
+    ends; then the shipped one again."""
+    if isinstance(source, Catalog):
+        chosen = source
+    elif isinstance(source, Path):
+        chosen = load_catalog(source)
+    else:
+        chosen = parse_catalog(source, source="test")
     catalog.activate(chosen)
     try:
         yield chosen
