@@ -23,6 +23,7 @@ from common.backup.records import BackupCatalog, BackupRecord
 from common.backup.streams import ChunkSource, buffered
 from common.errors import IngestError
 from common.model.catalog import ColumnType, TableSpec, current, load_order, table_spec
+from common.model.rows import arrow_type
 from common.sql.bulk import bulk_insert
 from common.sql.catalog_tables import data_table, key_column
 from common.sql.db import Database
@@ -31,15 +32,6 @@ from common.stores import hire_counts
 log = structlog.get_logger("ingest.backup")
 
 BATCH_ROWS = 10_000
-# The Arrow types validation gives each column type (decimals and timestamps aside).
-_ARROW = {
-    ColumnType.ID: pa.int64(),
-    ColumnType.INTEGER: pa.int64(),
-    ColumnType.FLOAT: pa.float64(),
-    ColumnType.BOOLEAN: pa.bool_(),
-    ColumnType.TEXT: pa.string(),
-    ColumnType.DATE: pa.date32(),
-}
 
 
 def _open(catalog: BackupCatalog, record: BackupRecord) -> tuple[ChunkSource, Any]:
@@ -103,10 +95,8 @@ def _arrow(spec: TableSpec, rows: list[dict[str, Any]]) -> pa.Table:
             # fastavro gives aware UTC datetimes; the database keeps naive UTC.
             aware = pa.array(values, pa.timestamp("us", tz="UTC"))
             arrays[col.name] = aware.cast(pa.timestamp("us"))
-        elif col.type is ColumnType.DECIMAL:
-            arrays[col.name] = pa.array(values, pa.decimal128(col.precision, col.scale))
         else:
-            arrays[col.name] = pa.array(values, _ARROW[col.type])
+            arrays[col.name] = pa.array(values, arrow_type(col))
     return pa.table(arrays)
 
 

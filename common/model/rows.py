@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from common.model.catalog import Column, ColumnType
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -57,6 +59,24 @@ class RawRows:
             raw=pa.array([], pa.string()),
             fields={name: pa.array([], pa.string()) for name in column_names},
         )
+
+
+_ARROW_TYPES: dict[ColumnType, pa.DataType] = {
+    ColumnType.ID: pa.int64(),
+    ColumnType.INTEGER: pa.int64(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.BOOLEAN: pa.bool_(),
+    ColumnType.TEXT: pa.string(),
+    ColumnType.DATE: pa.date32(),
+    ColumnType.TIMESTAMP: pa.timestamp("us"),
+}
+
+
+def arrow_type(column: Column) -> pa.DataType:
+    """The Arrow type of ``column`` in :class:`ValidRows`."""
+    if column.type is ColumnType.DECIMAL:
+        return pa.decimal128(column.precision, column.scale)
+    return _ARROW_TYPES[column.type]
 
 
 @dataclass

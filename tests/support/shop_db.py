@@ -14,9 +14,9 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import Connection
 
-from common.model.catalog import Catalog, ColumnType, table_spec
+from common.model.catalog import Catalog, table_spec
 from common.model.catalog_file import load_catalog, parse_catalog
-from common.model.rows import ValidRows
+from common.model.rows import ValidRows, arrow_type
 from common.sql.catalog_tables import data_table, key_column
 from common.sql.db import Database
 from common.sql.migrate import upgrade
@@ -157,16 +157,6 @@ ROWS: dict[str, dict[str, list[Any]]] = {
     },
 }
 
-_ARROW = {
-    ColumnType.ID: pa.int64(),
-    ColumnType.INTEGER: pa.int64(),
-    ColumnType.FLOAT: pa.float64(),
-    ColumnType.BOOLEAN: pa.bool_(),
-    ColumnType.TEXT: pa.string(),
-    ColumnType.DATE: pa.date32(),
-    ColumnType.TIMESTAMP: pa.timestamp("us"),
-}
-
 
 def arrow_rows(table: str, columns: dict[str, list[Any]] | None = None) -> pa.Table:
     """``columns`` (else the table's :data:`ROWS`) with the Arrow types of validated rows."""
@@ -174,12 +164,7 @@ def arrow_rows(table: str, columns: dict[str, list[Any]] | None = None) -> pa.Ta
     values = columns if columns is not None else ROWS[table]
     out: dict[str, pa.Array] = {}
     for col in spec.columns:
-        kind = (
-            pa.decimal128(col.precision, col.scale)
-            if col.type is ColumnType.DECIMAL
-            else _ARROW[col.type]
-        )
-        out[col.name] = pa.array(values[col.name], kind)
+        out[col.name] = pa.array(values[col.name], arrow_type(col))
     return pa.table(out)
 
 
