@@ -86,17 +86,18 @@ def check_summary(db: Database, *, repair: bool = False) -> SummaryCheck:
 def fold_changes(db: Database) -> int:
     """Fold the summary's change rows into its base, in one transaction; keys touched.
 
-    Then, on PostgreSQL, vacuum both tables: the change rows the fold deleted and the base
-    rows it rewrote stay on their pages until a vacuum clears them, and every report reads
-    all of the change rows' pages and the base's index entries of its year. A load of 10M
-    rows leaves millions of dead change rows; autovacuum would clear them only a minute or
-    more later, and meanwhile each report spent most of its time reading them.
+    Then, on PostgreSQL, vacuum: the change rows the fold deleted (and the base rows it
+    rewrote) stay on their pages until a vacuum clears them, and every report reads all of
+    the change rows' pages. A 10M-row load leaves millions; autovacuum would clear them a
+    minute or more later. The change rows are vacuumed at every fold, even one with nothing
+    to fold: the vacuum that follows a busy moment cannot hand the emptied pages back while
+    writers hold the table, and a later one, when all is quiet, can (and is quick).
     """
     with db.write(snapshot=True) as conn:
         written = hire_counts.fold(conn)
+    db.vacuum(hire_count_changes.name)
     if written:
-        for table in (hire_count_changes, hire_counts_table):
-            db.vacuum(table.name, "a fold of the hire counts")
+        db.vacuum(hire_counts_table.name)
     return written
 
 
