@@ -171,11 +171,33 @@ class BatchIn(BaseModel):
     @field_validator("rows")
     @classmethod
     def _only_storable_values(cls, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if _all_storable(rows):
+            return rows
         for i, row in enumerate(rows):
             why = _unstorable(row)
             if why is not None:
                 raise ValueError(f"row {i} holds {why}")
         return rows
+
+
+def _all_storable(rows: list[dict[str, Any]]) -> bool:
+    """Whether every row is plainly storable, the usual case checked at once: rows of text,
+    integers, booleans and nulls whose texts, joined, encode as UTF-8 (a lone surrogate
+    would not). False means "look row by row" (:func:`_unstorable`), not "unstorable"."""
+    texts: list[str] = []
+    for row in rows:
+        for key, value in row.items():
+            texts.append(key)
+            kind = type(value)
+            if kind is str:
+                texts.append(value)
+            elif not (kind is int or kind is bool or value is None):
+                return False
+    try:
+        "".join(texts).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class BatchRejectedOut(BaseModel):

@@ -10,14 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
 
 from bench.databases import drop_pg_database, new_pg_database
-from bench.results import Result, timed
+from bench.reports import reports_after_load
+from bench.results import Result
 from bench.service import running_service
-from common.sql.db import Database
-from common.sql.schema import hire_count_changes
-from common.usecases.summary import fold_changes
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -34,7 +31,7 @@ def service_load(
     options: dict[str, str] | None = None,
 ) -> Result:
     """Time one upload (with the load ``options``) to ``succeeded``; with ``after_load``, then
-    also time the reports (on PostgreSQL, before and after the summary's changes are folded)
+    also time the reports (before and after the summary's changes are folded)
     and, with ``backup``, a backup and restore of the table, in that order, into
     ``after_load``."""
     with running_service(workdir, workers, database_url) as service:
@@ -62,8 +59,8 @@ def service_load(
             },
         )
         if after_load is not None:
-            if database_url is not None:
-                after_load.extend(_reports(service, rows, database_url))
+            url = database_url or f"sqlite:///{(workdir / 'ingest.db').resolve()}"
+            after_load.extend(reports_after_load(service, rows, url))
             if backup:
                 after_load.extend(
                     _backup_and_restore(service, f"{label.split(':')[0]} {rows:,} rows", rows)
@@ -153,36 +150,3 @@ def batches(seconds: float, clients: int, workdir: Path) -> Result:
         )
     finally:
         drop_pg_database(url)
-
-
-def _time_reports(service: Any, rows: int, when: str) -> list[Result]:
-    out = []
-    for report in ("hires-by-quarter", "departments-above-mean"):
-        service.client.get(f"/reports/{report}?year=2021")  # warm the cache
-        seconds = timed(lambda r=report: service.client.get(f"/reports/{r}?year=2021"))
-        out.append(Result(f"Report {report} ({rows:,} rows, PostgreSQL), {when}", seconds, 0))
-    return out
-
-
-def _reports(service: Any, rows: int, database_url: str) -> list[Result]:
-    """The reports as the load left the summary (changes not yet folded, unless a worker's
-    chore came by), the fold, the reports again, and a recount (``POST /reports/verify``)."""
-    db = Database.from_url(database_url)
-    try:
-        with db.read() as conn:
-            pending = conn.execute(select(func.count()).select_from(hire_count_changes))
-            changes = int(pending.scalar_one())
-        out = _time_reports(service, rows, f"{changes:,} change rows")
-        start = time.perf_counter()
-        fold_changes(db)
-        out.append(Result(f"Fold of {changes:,} change rows", time.perf_counter() - start, 0))
-        out += _time_reports(service, rows, "folded")
-        start = time.perf_counter()
-        answer = service.client.post("/reports/verify")
-        assert answer.json()["matches"], answer.text
-        out.append(
-            Result(f"POST /reports/verify ({rows:,} rows)", time.perf_counter() - start, rows)
-        )
-        return out
-    finally:
-        db.dispose()

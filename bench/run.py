@@ -1,7 +1,7 @@
 """``make bench``: the service against the databases' own loaders, side by side.
 
     python -m bench.run [--rows 1000000] [--batch-seconds 30] [--scale-rows 0]
-                        [--scale-workers 1,2,4] [--scale-backup]
+                        [--scale-workers 1,2,4] [--scale-backup] [--scale-sqlite]
                         [--only pg,sqlite,atomic,batches,vacuum[,validation]]
 
 Prints one table: seconds, rows/s, peak RSS, and the ratios of the service to the baselines.
@@ -101,6 +101,15 @@ def _scale(rows: int, workers: list[int], backup: bool, work: Path) -> tuple[lis
     return results, f"{line}; speed-up: {speed}" if 1 in timings else line
 
 
+def _scale_sqlite(rows: int, work: Path) -> list[Result]:
+    """The large file through the service on SQLite, one worker, then the reports."""
+    big = write_hired(DATA, rows)
+    after: list[Result] = []
+    label = f"SQLite: {rows:,} rows, 1 worker"
+    loaded = service_load(label, big, rows, work / "scale-sqlite", None, 1, after, backup=False)
+    return [loaded, *after]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -113,6 +122,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--scale-backup", action="store_true", help="back up and restore the --scale-rows table"
+    )
+    parser.add_argument(
+        "--scale-sqlite", action="store_true", help="also load --scale-rows on SQLite, 1 worker"
     )
     parser.add_argument(
         "--only",
@@ -139,7 +151,9 @@ def main() -> None:
         results += vacuum_worth(path, args.rows)
     if "validation" in only:
         results += validation_speed(args.rows)
-    if args.scale_rows:
+    if args.scale_rows and args.scale_sqlite:
+        results += _scale_sqlite(args.scale_rows, work)
+    if args.scale_rows and args.scale_workers:
         workers = [int(n) for n in args.scale_workers.split(",")]
         scaled, line = _scale(args.scale_rows, workers, args.scale_backup, work)
         results += scaled

@@ -7,16 +7,15 @@ from collections.abc import Sequence
 from dataclasses import astuple, fields
 from typing import Annotated, Any, NoReturn
 
+import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from api.csvout import SafeWriter
 from api.deps import ServicesDep, wants_csv
 from api.problems import Problem
 from api.schemas import (
-    DepartmentHiresRow,
     DepartmentsAboveMeanOut,
     HiresByQuarterOut,
-    HiresByQuarterRow,
     SummaryCheckOut,
     SummaryDifferenceOut,
 )
@@ -59,6 +58,13 @@ def _csv(rows: Sequence[Any], columns: list[str], filename: str) -> Response:
     )
 
 
+def _json(answer: dict[str, Any]) -> Response:
+    """``answer`` as JSON, its rows written straight from the report's dataclasses, whose
+    fields are those of the ``response_model`` (a unit test keeps them so): the bytes a
+    model per row would give, without building, validating and dumping 2,000 models."""
+    return Response(orjson.dumps(answer), media_type="application/json")
+
+
 @router.get(
     "/reports/hires-by-quarter",
     response_model=HiresByQuarterOut,
@@ -67,15 +73,13 @@ def _csv(rows: Sequence[Any], columns: list[str], filename: str) -> Response:
     description="Rows are ordered by department name, then job name, ignoring case and accents "
     "(then by exact name and id), the same on every database.",
 )
-def hires_by_quarter_report(
-    request: Request, services: ServicesDep, year: Year = None
-) -> HiresByQuarterOut | Response:
+def hires_by_quarter_report(request: Request, services: ServicesDep, year: Year = None) -> Response:
     year = report_year(services.db, year)
     rows = hires_by_quarter(services.db, year)
     if wants_csv(request):
         columns = [f.name for f in fields(QuarterRow)]
         return _csv(rows, columns, f"hires-by-quarter-{year}.csv")
-    return HiresByQuarterOut(year=year, rows=[HiresByQuarterRow(**r.__dict__) for r in rows])
+    return _json({"year": year, "rows": rows})
 
 
 @router.get(
@@ -87,15 +91,13 @@ def hires_by_quarter_report(
 )
 def departments_above_mean_report(
     request: Request, services: ServicesDep, year: Year = None
-) -> DepartmentsAboveMeanOut | Response:
+) -> Response:
     year = report_year(services.db, year)
     mean, rows = departments_above_mean(services.db, year)
     if wants_csv(request):
         columns = [f.name for f in fields(DepartmentHires)]
         return _csv(rows, columns, f"departments-above-mean-{year}.csv")
-    return DepartmentsAboveMeanOut(
-        year=year, mean=mean, rows=[DepartmentHiresRow(**r.__dict__) for r in rows]
-    )
+    return _json({"year": year, "mean": mean, "rows": rows})
 
 
 @router.post(

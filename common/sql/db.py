@@ -239,17 +239,23 @@ class Database:
         Elsewhere the engines' automatic statistics suffice. A failure is only logged: the
         data is in, and the database catches up on its own.
         """
+        if self.vacuum(table):
+            log.info("table vacuumed and analyzed after a bulk load", table=table)
+
+    def vacuum(self, table: str) -> bool:
+        """``VACUUM (ANALYZE)`` of ``table`` on PostgreSQL (nothing elsewhere); whether it ran.
+        A failure is only logged: autovacuum comes by later anyway."""
         if self.dialect != "postgresql":
-            return
+            return False
         quoted = self.engine.dialect.identifier_preparer.quote(table)
         try:
             with self.engine.connect() as conn:
                 conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.execute(text(f"VACUUM (ANALYZE) {quoted}"))
         except DRIVER_ERRORS as exc:
-            log.warning("table not vacuumed after a bulk load", table=table, error=str(exc))
-        else:
-            log.info("table vacuumed and analyzed after a bulk load", table=table)
+            log.warning("table not vacuumed", table=table, error=str(exc))
+            return False
+        return True
 
     def ping(self) -> None:
         with self.read() as conn:

@@ -61,19 +61,17 @@ class TableGates:
         ends = [until for until in conn.execute(query).scalars() if until and until > now]
         return max(ends) if ends else None
 
-    def marked(self, tables: Iterable[str]) -> list[str]:
+    def marked(self, tables: Iterable[str], conn: Connection | None = None) -> list[str]:
         """Which of ``tables`` a restore has marked, read without locking (a quick look before
-        a transaction that would otherwise wait behind the restore)."""
-        now = utcnow()
-        with self.db.read() as conn:
-            return list(
-                conn.execute(
-                    select(gates_t.c.table_name).where(
-                        gates_t.c.table_name.in_(sorted(set(tables))),
-                        gates_t.c.restore_until > now,
-                    )
-                ).scalars()
-            )
+        a lock that would otherwise wait behind the restore), in ``conn``'s transaction or a
+        new one."""
+        if conn is None:
+            with self.db.read() as own:
+                return self.marked(tables, own)
+        query = select(gates_t.c.table_name).where(
+            gates_t.c.table_name.in_(sorted(set(tables))), gates_t.c.restore_until > utcnow()
+        )
+        return list(conn.execute(query).scalars())
 
     def mark(self, tables: Iterable[str], owner: str, seconds: float) -> None:
         """Mark ``tables`` as being restored by ``owner`` for ``seconds`` (renewable); raise

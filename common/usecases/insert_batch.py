@@ -63,13 +63,18 @@ def insert_batch(
     validated = validate(spec, rows_from_json(spec, rows))
     gated = (spec.name, *spec.parents)
     gates = TableGates(db)
-    if marked := gates.marked(gated):
+    if db.dialect == "sqlite" and (marked := gates.marked(gated)):
+        # SQLite's write transaction starts by waiting for the one writer, a restore perhaps.
         raise _restoring(marked)
 
     def transaction() -> Written:
         with db.write() as conn:
+            # Elsewhere the look comes first in the transaction: one statement, not one more
+            # transaction per batch. Unlocked, it does not wait behind a restore's own lock.
+            if marked := gates.marked(gated, conn):
+                raise _restoring(marked)
             if gates.hold(conn, gated) is not None:
-                raise _restoring(gates.marked(gated))
+                raise _restoring(gates.marked(gated, conn))
             written = write_rows(conn, spec, validated, on_conflict, batch_id=batch_id)
             if atomic and written.rejected:
                 raise _Refused(written)
