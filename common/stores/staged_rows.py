@@ -51,31 +51,56 @@ def _unrejected(st: Table) -> ColumnElement[bool]:
     )
 
 
-def publishable(spec: TableSpec, job_seq: int) -> ColumnElement[bool]:
-    """The job's staged rows that no check rejected."""
+def publishable(spec: TableSpec, job_seq: int, checked: bool = True) -> ColumnElement[bool]:
+    """The job's staged rows that no check rejected; all of them when no check rejected any
+    (``checked`` false): staging keeps only rows without a rejection."""
     st = staging_tables[spec.name]
-    return and_(st.c.job_seq == job_seq, _unrejected(st))
+    mine = st.c.job_seq == job_seq
+    return and_(mine, _unrejected(st)) if checked else mine
+
+
+def staged_count(conn: Connection, spec: TableSpec, job_seq: int) -> int:
+    """How many rows the job has in staging."""
+    st = staging_tables[spec.name]
+    count = select(func.count()).select_from(st).where(st.c.job_seq == job_seq)
+    return int(conn.execute(count).scalar_one())
 
 
 def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bool) -> int:
     """Store the rejections only the whole file and today's tables show: a later line of an id
     staged earlier; with ``taken``, an id the table holds; a reference to an id its parent
     lacks. How many rows were rejected."""
+    return _reject_repeated(conn, spec, job_seq) + reject_unreferenced(
+        conn, spec, job_seq, taken=taken
+    )
+
+
+def _reject_repeated(conn: Connection, spec: TableSpec, job_seq: int) -> int:
+    """Every line but the first of each id staged more than once: one grouping of the job's
+    ids finds the few repeated ones, then one join picks their later lines."""
     st = staging_tables[spec.name]
     id_name = spec.columns[0].name
-    earlier = st.alias("earlier")
-    repeated = exists().where(
-        earlier.c.job_seq == job_seq,
-        earlier.c[id_name] == st.c[id_name],
-        earlier.c.line < st.c.line,
+    repeated = (
+        select(st.c[id_name].label("id"), func.min(st.c.line).label("first"))
+        .where(st.c.job_seq == job_seq)
+        .group_by(st.c[id_name])
+        .having(func.count() > 1)
+        .subquery("repeated")
     )
     input_twice = literal(_code(id_name, "duplicate_id", IN_INPUT))
-    count = _store(
-        conn,
-        select(st.c.line, st.c.job_seq, st.c.raw, input_twice).where(
-            st.c.job_seq == job_seq, repeated
-        ),
+    later = (
+        select(st.c.line, st.c.job_seq, st.c.raw, input_twice)
+        .select_from(st.join(repeated, repeated.c.id == st.c[id_name]))
+        .where(st.c.job_seq == job_seq, st.c.line > repeated.c.first)
     )
+    return _store(conn, later)
+
+
+def reject_unreferenced(conn: Connection, spec: TableSpec, job_seq: int, *, taken: bool) -> int:
+    """Store the rejections of the job's publishable rows whose reference to a parent finds
+    no row there and, with ``taken``, whose id the table holds already; how many."""
+    st = staging_tables[spec.name]
+    id_name = spec.columns[0].name
     joined: FromClause = st
     checks: list[Check] = []
     if taken:
@@ -87,14 +112,14 @@ def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bo
             parent = data_tables[col.references].alias(f"parent_{col.name}")
             joined = joined.outerjoin(parent, parent.c.id == st.c[col.name])
             checks.append((_code(col.name, "unknown_reference"), parent.c.id.is_(None)))
-    if checks:
-        broken = (
-            select(st.c.line, st.c.job_seq, st.c.raw, _codes_of(checks))
-            .select_from(joined)
-            .where(publishable(spec, job_seq), or_(*(check for _, check in checks)))
-        )
-        count += _store(conn, broken)
-    return count
+    if not checks:
+        return 0
+    broken = (
+        select(st.c.line, st.c.job_seq, st.c.raw, _codes_of(checks))
+        .select_from(joined)
+        .where(publishable(spec, job_seq), or_(*(check for _, check in checks)))
+    )
+    return _store(conn, broken)
 
 
 def _codes_of(checks: list[Check]) -> ColumnElement[str]:
@@ -134,13 +159,14 @@ def dangling_if_replaced(conn: Connection, spec: TableSpec, job_seq: int) -> str
 
 
 def write_staged(
-    conn: Connection, spec: TableSpec, job_seq: int, *, replace: bool, update: bool
+    conn: Connection, spec: TableSpec, job_seq: int, *, replace: bool, update: bool, checked: bool
 ) -> tuple[int, int]:
     """Put the job's publishable rows into the table (``replace`` empties it first; ``update``
-    first deletes the rows they replace); (inserted, updated)."""
+    first deletes the rows they replace); (inserted, updated). ``checked``: whether the
+    checks at publish rejected any staged row."""
     st = staging_tables[spec.name]
     live = data_tables[spec.name]
-    mine = publishable(spec, job_seq)
+    mine = publishable(spec, job_seq, checked)
     updated = 0
     if replace:
         hire_counts.delete_counted(conn, spec.name)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, delete, func, select, update
 
 from common.model.catalog import TableSpec
-from common.model.jobs import UNFINISHED
+from common.model.jobs import UNFINISHED, PartStatus
 from common.model.rows import ValidRows
 from common.sql.bulk import bulk_insert
-from common.sql.schema import ingest_jobs, staging_tables
+from common.sql.db import utcnow
+from common.sql.schema import ingest_jobs, job_parts, job_rejections, staging_tables
 
 
 def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> int:
@@ -52,6 +53,30 @@ def discard(conn: Connection, job_seq: int) -> None:
     """Forget every row the job staged, in whichever table."""
     for st in staging_tables.values():
         conn.execute(delete(st).where(st.c.job_seq == job_seq))
+
+
+def restage(conn: Connection, job_id: str, job_seq: int) -> None:
+    """Start staging the job over: its staged rows and rejections go, and every part is
+    pending again from its start, for the reconciliation to send (see
+    :mod:`common.usecases.reconcile`)."""
+    discard(conn, job_seq)
+    conn.execute(delete(job_rejections).where(job_rejections.c.job_seq == job_seq))
+    conn.execute(
+        update(job_parts)
+        .where(job_parts.c.job_id == job_id)
+        .values(
+            status=PartStatus.PENDING.value,
+            next_offset=job_parts.c.start_offset,
+            next_line=job_parts.c.first_line,
+            rows_read=0,
+            rows_inserted=0,
+            rows_updated=0,
+            rows_rejected=0,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=utcnow(),
+        )
+    )
 
 
 def sweep_finished(conn: Connection) -> int:

@@ -1,7 +1,10 @@
 """Publish a staged load: every valid row of its files appears in one transaction, or none.
 
 Once every part of a staged job (and of every job uploaded with it, for ``POST
-/uploads?atomic=true``) is staged, one transaction, parents first:
+/uploads?atomic=true``) is staged, one transaction first counts each job's staged rows
+against what its parts staged: a PostgreSQL server that stopped abruptly empties the staging
+tables (``UNLOGGED``), and a job missing rows is staged again from its start instead of being
+published in part (:func:`common.stores.staging.restage`). Then, parents first, it:
 
 1. re-checks the staged rows against the tables as they are now: a later line of an id staged
    earlier is a duplicate; an id the table holds (unless the job updates) and a reference to
@@ -12,6 +15,12 @@ Once every part of a staged job (and of every job uploaded with it, for ``POST
    that rows of other tables reference (``referenced_rows_missing``);
 3. writes: the staged rows not rejected go in (``replace`` first empties the table;
    ``on_conflict=update`` first deletes the rows they replace), the jobs succeed.
+
+Step 1 is optimistic where it can be: a file's ids are nearly always new and unique, so the
+rows are written at once, in a savepoint, after the check of references alone, and the
+table's own key finds a repeated or taken id. Only then are the savepoint's writes undone and
+every check run before writing again. A refusal in step 2 also runs every check, so that the
+rejections stored are all there are.
 
 The staged rows are dropped after the transaction (the sweep of :mod:`retention` drops what a
 crash in between leaves).
@@ -27,11 +36,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import Connection, exists, func, select, update
+from sqlalchemy import Connection, case, exists, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from common.errors import IngestError, TableBusy
 from common.model.catalog import LOAD_ORDER, TableSpec, children_of, table_spec
-from common.model.jobs import UNFINISHED, Job, JobStatus
+from common.model.jobs import UNFINISHED, Job, JobStatus, PartStatus
 from common.model.options import WriteMode
 from common.sql.db import Database, utcnow
 from common.sql.loader import ON_CONFLICT_UPDATE
@@ -41,8 +51,14 @@ from common.sql.schema import job_parts as parts_t
 from common.stores.gates import TableGates
 from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
-from common.stores.staged_rows import dangling_if_replaced, reject_at_publish, write_staged
-from common.stores.staging import discard
+from common.stores.staged_rows import (
+    dangling_if_replaced,
+    reject_at_publish,
+    reject_unreferenced,
+    staged_count,
+    write_staged,
+)
+from common.stores.staging import discard, restage
 
 log = structlog.get_logger("ingest.publish")
 
@@ -61,6 +77,7 @@ class _Refused(Exception):
     def __init__(self, code: str, why: str) -> None:
         super().__init__(f"{code}: {why}")
         self.code = code
+        self.rejected = 0  # the rows the checks at publish rejected
 
 
 class Publisher:
@@ -105,6 +122,8 @@ class Publisher:
                     self.gates.take(conn, _disturbed(rewrites))
                     if running := self._others_running(rewrites, group, conn):
                         raise TableBusy(f"loads of the table are running: {running}")
+                if not_whole := self._not_whole(conn, group):
+                    return not_whole
                 self._publish(conn, group)
         except TableBusy as exc:
             return Outcome(str(exc), busy=True)
@@ -141,21 +160,37 @@ class Publisher:
         ).rowcount
         return locked == len(ids)
 
+    def _not_whole(self, conn: Connection, group: Sequence[Job]) -> Outcome | None:
+        """Why the group cannot be published as staged, if it cannot: a part is staging again,
+        or a job lacks staged rows (then it is staged again from its start)."""
+        lost = []
+        for job in group:
+            staging = case((parts_t.c.status != PartStatus.DONE.value, 1), else_=0)
+            undone, staged = conn.execute(
+                select(func.sum(staging), func.sum(parts_t.c.rows_inserted)).where(
+                    parts_t.c.job_id == job.job_id
+                )
+            ).one()
+            if undone:
+                return Outcome("a file of the upload is being staged again", waiting=True)
+            if staged_count(conn, table_spec(job.table), job.seq) != int(staged or 0):
+                lost.append(job)
+        for job in lost:
+            restage(conn, job.job_id, job.seq)
+        if not lost:
+            return None
+        log.warning("staged rows were lost; staging again", jobs=[j.job_id for j in lost])
+        return Outcome("staged rows were lost (the database restarted?); staging again")
+
     def _publish(self, conn: Connection, group: Sequence[Job]) -> None:
         refused: _Refused | None = None
         counts: dict[str, tuple[int, int, int]] = {}
         for job in group:
-            spec = table_spec(job.table)
-            taken = (
-                job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE
-            )
-            rejected = reject_at_publish(conn, spec, job.seq, taken)
             try:
-                self._judge(conn, spec, job, rejected)
-                written = (0, 0) if job.options.dry_run else _write(conn, spec, job)
+                rejected, written = self._checked_and_written(conn, job)
             except _Refused as exc:
                 refused = refused or exc
-                written = (0, 0)
+                rejected, written = exc.rejected, (0, 0)
             counts[job.job_id] = (*written, rejected)
         now = utcnow()
         for job in group:
@@ -178,6 +213,27 @@ class Publisher:
             jobs=[j.job_id for j in group],
             error=str(refused) if refused else None,
         )
+
+    def _checked_and_written(self, conn: Connection, job: Job) -> tuple[int, tuple[int, int]]:
+        """Check the job's staged rows, judge, write; (rejected at publish, (inserted,
+        updated)). Raises :class:`_Refused`."""
+        spec = table_spec(job.table)
+        if not job.options.dry_run:
+            try:
+                with conn.begin_nested():
+                    rejected = reject_unreferenced(conn, spec, job.seq, taken=False)
+                    self._judge(conn, spec, job, rejected)
+                    return rejected, _write(conn, spec, job, checked=rejected > 0)
+            except (IntegrityError, _Refused):
+                pass  # an id repeated or taken, or a refusal: every check says which rows
+        taken = job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE
+        rejected = reject_at_publish(conn, spec, job.seq, taken)
+        try:
+            self._judge(conn, spec, job, rejected)
+        except _Refused as exc:
+            exc.rejected = rejected
+            raise
+        return rejected, (0, 0) if job.options.dry_run else _write(conn, spec, job, checked=True)
 
     def _judge(self, conn: Connection, spec: TableSpec, job: Job, at_publish: int) -> None:
         totals = conn.execute(
@@ -208,8 +264,7 @@ def _disturbed(tables: Sequence[str]) -> list[str]:
     return sorted({*tables, *(c for t in tables for c in children_of(t))})
 
 
-def _write(conn: Connection, spec: TableSpec, job: Job) -> tuple[int, int]:
+def _write(conn: Connection, spec: TableSpec, job: Job, *, checked: bool) -> tuple[int, int]:
     replace = job.options.write is WriteMode.REPLACE
-    return write_staged(
-        conn, spec, job.seq, replace=replace, update=job.on_conflict == ON_CONFLICT_UPDATE
-    )
+    update = job.on_conflict == ON_CONFLICT_UPDATE
+    return write_staged(conn, spec, job.seq, replace=replace, update=update, checked=checked)
