@@ -165,7 +165,7 @@ def delete_counted(
                 "job_id": pa.array([r[2] for r in removed], pa.int64()),
             }
         )
-        _append(conn, _counted(deleted, -1))
+        _append(conn, keyed_counts(deleted, -1))
     return len(removed)
 
 
@@ -173,10 +173,10 @@ def add_rows(conn: Connection, table: str, rows: pa.Table) -> None:
     """Count ``rows`` (Arrow, with hired_employees' columns), just inserted into ``table``."""
     if table != SOURCE or rows.num_rows == 0:
         return
-    _append(conn, _counted(rows, 1))
+    _append(conn, keyed_counts(rows, 1))
 
 
-def _counted(rows: pa.Table, sign: int) -> pa.Table:
+def keyed_counts(rows: pa.Table, sign: int) -> pa.Table:
     """(key…, hires) of ``rows`` (hired_employees' columns), each counted ``sign`` times."""
     at = rows.column("datetime")
     keyed = pa.table(

@@ -36,7 +36,7 @@ from common.model.rows import FieldError
 from common.model.rules import IN_INPUT, encode
 from common.sql.db import COUNTED
 from common.sql.schema import data_tables, job_rejections, staging_tables
-from common.stores import hire_counts
+from common.stores import hire_counts, staged_counts
 
 Check = tuple[str, ColumnElement[bool]]
 
@@ -178,5 +178,6 @@ def write_staged(
         insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),
         execution_options=COUNTED,
     ).rowcount
-    hire_counts.add_from(conn, spec.name, st, mine)
+    rejected = ~_unrejected(st) if checked else None
+    staged_counts.publish(conn, spec, job_seq, rejected)
     return int(stored) - int(updated), int(updated)

@@ -18,6 +18,7 @@ from common.model.rows import ValidRows
 from common.sql.bulk import bulk_insert
 from common.sql.db import utcnow
 from common.sql.schema import ingest_jobs, job_parts, job_rejections, staging_tables
+from common.stores import staged_counts
 
 
 def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> int:
@@ -50,9 +51,10 @@ def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> i
 
 
 def discard(conn: Connection, job_seq: int) -> None:
-    """Forget every row the job staged, in whichever table."""
+    """Forget every row the job staged, in whichever table, and their hire counts."""
     for st in staging_tables.values():
         conn.execute(delete(st).where(st.c.job_seq == job_seq))
+    staged_counts.discard(conn, job_seq)
 
 
 def restage(conn: Connection, job_id: str, job_seq: int) -> None:
@@ -83,6 +85,7 @@ def sweep_finished(conn: Connection) -> int:
     """Forget the staged rows of jobs that are over (or gone): what a publisher that stopped
     right after its transaction left behind. How many rows."""
     active = select(ingest_jobs.c.seq).where(ingest_jobs.c.status.in_(UNFINISHED))
+    staged_counts.sweep(conn, active)
     return sum(
         int(conn.execute(delete(st).where(st.c.job_seq.not_in(active))).rowcount)
         for st in staging_tables.values()

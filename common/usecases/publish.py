@@ -51,6 +51,7 @@ from common.sql.schema import job_parts as parts_t
 from common.stores.gates import TableGates
 from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
+from common.stores.staged_counts import complete
 from common.stores.staged_rows import (
     dangling_if_replaced,
     reject_at_publish,
@@ -173,7 +174,10 @@ class Publisher:
             ).one()
             if undone:
                 return Outcome("a file of the upload is being staged again", waiting=True)
-            if staged_count(conn, table_spec(job.table), job.seq) != int(staged or 0):
+            spec, staged = table_spec(job.table), int(staged or 0)
+            if staged_count(conn, spec, job.seq) != staged or not complete(
+                conn, spec, job.seq, staged
+            ):
                 lost.append(job)
         for job in lost:
             restage(conn, job.job_id, job.seq)

@@ -1,10 +1,12 @@
-"""Staging tables built for writing: no key, an index on (job_seq, line); UNLOGGED on PostgreSQL
+"""Lean staging: no key, an index on (job_seq, line), staged hire counts; UNLOGGED on PostgreSQL
 
 Revision ID: 0011
 Revises: 0010
 
 Each staging table is created anew beside the old one, which is renamed, and the rows in it
-(of loads staged but not yet published) are copied over before it is dropped.
+(of loads staged but not yet published) are copied over before it is dropped. Loads staged
+before this revision have no staged hire counts: their publish finds the counts short of the
+rows and stages them again.
 """
 
 from __future__ import annotations
@@ -68,9 +70,22 @@ def upgrade() -> None:
     for table in _TABLES:
         op.drop_index(f"ix_stage_{table}_job_id", table_name=f"stage_{table}")
         _rebuild(table, lean=True)
+    postgresql = op.get_context().dialect.name == "postgresql"
+    op.create_table(
+        "stage_hire_counts",
+        sa.Column("job_seq", sa.Integer(), nullable=False),
+        sa.Column("hire_year", sa.Integer(), nullable=False),
+        sa.Column("hire_quarter", sa.Integer(), nullable=False),
+        sa.Column("department_id", ID, nullable=False),
+        sa.Column("job_id", ID, nullable=False),
+        sa.Column("hires", sa.BigInteger(), nullable=False),
+        prefixes=["UNLOGGED"] if postgresql else [],
+    )
+    op.create_index("ix_stage_hire_counts_job_seq", "stage_hire_counts", ["job_seq"])
 
 
 def downgrade() -> None:
+    op.drop_table("stage_hire_counts")
     for table in _TABLES:
         op.drop_index(f"ix_stage_{table}_job_line", table_name=f"stage_{table}")
         _rebuild(table, lean=False)
