@@ -23,7 +23,7 @@ from common.sql.schema import hire_count_changes, job_parts, stage_hire_counts, 
 from common.stores.hire_counts import KEY, SOURCE, keyed_counts, recount
 
 # Counts kept in memory are summed by key again once they hold this many rows.
-_REGROUP_ROWS = 500_000
+_REGROUP_ROWS = 200_000
 
 
 def _summed(counts: list[pa.Table]) -> pa.Table:

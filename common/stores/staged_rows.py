@@ -122,6 +122,16 @@ def reject_unreferenced(conn: Connection, spec: TableSpec, job_seq: int, *, take
     return _store(conn, broken)
 
 
+def _referenced(spec: TableSpec, st: Table) -> list[ColumnElement[bool]]:
+    """Each reference of a staged row finds its parent."""
+    found: list[ColumnElement[bool]] = []
+    for col in spec.columns:
+        if col.references:
+            parent = data_tables[col.references].alias(f"parent_{col.name}")
+            found.append(exists().where(parent.c.id == st.c[col.name]))
+    return found
+
+
 def _codes_of(checks: list[Check]) -> ColumnElement[str]:
     """The codes of every failed check of a row, as one CASE over every combination (a row
     may break several rules at once, as in a plain load)."""
@@ -159,14 +169,24 @@ def dangling_if_replaced(conn: Connection, spec: TableSpec, job_seq: int) -> str
 
 
 def write_staged(
-    conn: Connection, spec: TableSpec, job_seq: int, *, replace: bool, update: bool, checked: bool
+    conn: Connection,
+    spec: TableSpec,
+    job_seq: int,
+    *,
+    replace: bool,
+    update: bool,
+    checked: bool,
+    referenced: bool,
 ) -> tuple[int, int]:
     """Put the job's publishable rows into the table (``replace`` empties it first; ``update``
     first deletes the rows they replace); (inserted, updated). ``checked``: whether the
-    checks at publish rejected any staged row."""
+    checks at publish rejected any staged row; ``referenced``: only the rows whose parents
+    are there (unchecked, the caller compares the count with the rows staged)."""
     st = staging_tables[spec.name]
     live = data_tables[spec.name]
     mine = publishable(spec, job_seq, checked)
+    if referenced:
+        mine = and_(mine, *_referenced(spec, st))
     updated = 0
     if replace:
         hire_counts.delete_counted(conn, spec.name)

@@ -16,11 +16,12 @@ published in part (:func:`common.stores.staging.restage`). Then, parents first, 
 3. writes: the staged rows not rejected go in (``replace`` first empties the table;
    ``on_conflict=update`` first deletes the rows they replace), the jobs succeed.
 
-Step 1 is optimistic where it can be: a file's ids are nearly always new and unique, so the
-rows are written at once, in a savepoint, after the check of references alone, and the
-table's own key finds a repeated or taken id. Only then are the savepoint's writes undone and
-every check run before writing again. A refusal in step 2 also runs every check, so that the
-rejections stored are all there are.
+Step 1 is optimistic where it can be: a file's ids are nearly always new and unique and its
+references found, so the rows whose parents are there are written at once, in a savepoint,
+and the table's own key finds a repeated or taken id; fewer rows written than staged means a
+reference is missing. Only then are the savepoint's writes undone and every check run before
+writing again. A refusal in step 2 also runs every check, so that the rejections stored are
+all there are.
 
 The staged rows are dropped after the transaction (the sweep of :mod:`retention` drops what a
 crash in between leaves).
@@ -55,7 +56,6 @@ from common.stores.staged_counts import complete
 from common.stores.staged_rows import (
     dangling_if_replaced,
     reject_at_publish,
-    reject_unreferenced,
     staged_count,
     write_staged,
 )
@@ -79,6 +79,10 @@ class _Refused(Exception):
         super().__init__(f"{code}: {why}")
         self.code = code
         self.rejected = 0  # the rows the checks at publish rejected
+
+
+class _Unreferenced(Exception):
+    """Rows refer to parent ids that are not there."""
 
 
 class Publisher:
@@ -123,9 +127,10 @@ class Publisher:
                     self.gates.take(conn, _disturbed(rewrites))
                     if running := self._others_running(rewrites, group, conn):
                         raise TableBusy(f"loads of the table are running: {running}")
-                if not_whole := self._not_whole(conn, group):
-                    return not_whole
-                self._publish(conn, group)
+                staged = self._staged(conn, group)
+                if isinstance(staged, Outcome):
+                    return staged
+                self._publish(conn, group, staged)
         except TableBusy as exc:
             return Outcome(str(exc), busy=True)
         self._discard_staged(group)
@@ -161,10 +166,11 @@ class Publisher:
         ).rowcount
         return locked == len(ids)
 
-    def _not_whole(self, conn: Connection, group: Sequence[Job]) -> Outcome | None:
-        """Why the group cannot be published as staged, if it cannot: a part is staging again,
-        or a job lacks staged rows (then it is staged again from its start)."""
-        lost = []
+    def _staged(self, conn: Connection, group: Sequence[Job]) -> dict[str, int] | Outcome:
+        """How many rows each job of the group staged; or why the group cannot be published as
+        staged: a part is staging again, or a job lacks staged rows (then it is staged again
+        from its start)."""
+        lost, rows = [], {}
         for job in group:
             staging = case((parts_t.c.status != PartStatus.DONE.value, 1), else_=0)
             undone, staged = conn.execute(
@@ -175,6 +181,7 @@ class Publisher:
             if undone:
                 return Outcome("a file of the upload is being staged again", waiting=True)
             spec, staged = table_spec(job.table), int(staged or 0)
+            rows[job.job_id] = staged
             if staged_count(conn, spec, job.seq) != staged or not complete(
                 conn, spec, job.seq, staged
             ):
@@ -182,16 +189,16 @@ class Publisher:
         for job in lost:
             restage(conn, job.job_id, job.seq)
         if not lost:
-            return None
+            return rows
         log.warning("staged rows were lost; staging again", jobs=[j.job_id for j in lost])
         return Outcome("staged rows were lost (the database restarted?); staging again")
 
-    def _publish(self, conn: Connection, group: Sequence[Job]) -> None:
+    def _publish(self, conn: Connection, group: Sequence[Job], staged: dict[str, int]) -> None:
         refused: _Refused | None = None
         counts: dict[str, tuple[int, int, int]] = {}
         for job in group:
             try:
-                rejected, written = self._checked_and_written(conn, job)
+                rejected, written = self._checked_and_written(conn, job, staged[job.job_id])
             except _Refused as exc:
                 refused = refused or exc
                 rejected, written = exc.rejected, (0, 0)
@@ -218,18 +225,22 @@ class Publisher:
             error=str(refused) if refused else None,
         )
 
-    def _checked_and_written(self, conn: Connection, job: Job) -> tuple[int, tuple[int, int]]:
-        """Check the job's staged rows, judge, write; (rejected at publish, (inserted,
+    def _checked_and_written(
+        self, conn: Connection, job: Job, staged: int
+    ) -> tuple[int, tuple[int, int]]:
+        """Check the job's ``staged`` rows, judge, write; (rejected at publish, (inserted,
         updated)). Raises :class:`_Refused`."""
         spec = table_spec(job.table)
         if not job.options.dry_run:
             try:
                 with conn.begin_nested():
-                    rejected = reject_unreferenced(conn, spec, job.seq, taken=False)
-                    self._judge(conn, spec, job, rejected)
-                    return rejected, _write(conn, spec, job, checked=rejected > 0)
-            except (IntegrityError, _Refused):
-                pass  # an id repeated or taken, or a refusal: every check says which rows
+                    self._judge(conn, spec, job, 0)
+                    written = _write(conn, spec, job, checked=False, referenced=True)
+                    if sum(written) != staged:
+                        raise _Unreferenced()
+                    return 0, written
+            except (IntegrityError, _Refused, _Unreferenced):
+                pass  # an id repeated or taken, a reference missing, or a refusal: check all
         taken = job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE
         rejected = reject_at_publish(conn, spec, job.seq, taken)
         try:
@@ -237,7 +248,9 @@ class Publisher:
         except _Refused as exc:
             exc.rejected = rejected
             raise
-        return rejected, (0, 0) if job.options.dry_run else _write(conn, spec, job, checked=True)
+        if job.options.dry_run:
+            return rejected, (0, 0)
+        return rejected, _write(conn, spec, job, checked=True, referenced=False)
 
     def _judge(self, conn: Connection, spec: TableSpec, job: Job, at_publish: int) -> None:
         totals = conn.execute(
@@ -268,7 +281,15 @@ def _disturbed(tables: Sequence[str]) -> list[str]:
     return sorted({*tables, *(c for t in tables for c in children_of(t))})
 
 
-def _write(conn: Connection, spec: TableSpec, job: Job, *, checked: bool) -> tuple[int, int]:
-    replace = job.options.write is WriteMode.REPLACE
-    update = job.on_conflict == ON_CONFLICT_UPDATE
-    return write_staged(conn, spec, job.seq, replace=replace, update=update, checked=checked)
+def _write(
+    conn: Connection, spec: TableSpec, job: Job, *, checked: bool, referenced: bool
+) -> tuple[int, int]:
+    return write_staged(
+        conn,
+        spec,
+        job.seq,
+        replace=job.options.write is WriteMode.REPLACE,
+        update=job.on_conflict == ON_CONFLICT_UPDATE,
+        checked=checked,
+        referenced=referenced,
+    )
