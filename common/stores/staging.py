@@ -8,9 +8,11 @@ plain load writes the table itself; see :mod:`common.usecases.publish` for what 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, text, update
 
 from common.model.catalog import TableSpec
 from common.model.jobs import UNFINISHED, PartStatus
@@ -48,6 +50,15 @@ def stage(conn: Connection, spec: TableSpec, job_seq: int, rows: ValidRows) -> i
         )
 
     return bulk_insert(conn, st.name, staged, count)
+
+
+def analyze(conn: Connection, tables: Iterable[str]) -> None:
+    """Bring PostgreSQL's statistics of the staging tables of ``tables`` up to date before
+    publishing: freshly copied rows are unknown to the planner, which would then expect a
+    thousand of them and probe a parent's key once per row rather than hash it once."""
+    if conn.dialect.name == "postgresql":
+        for table in tables:
+            conn.execute(text(f"ANALYZE {staging_tables[table].name}"))
 
 
 def discard(conn: Connection, job_seq: int) -> None:

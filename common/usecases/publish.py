@@ -59,7 +59,7 @@ from common.stores.staged_rows import (
     staged_count,
     write_staged,
 )
-from common.stores.staging import discard, restage
+from common.stores.staging import analyze, discard, restage
 
 log = structlog.get_logger("ingest.publish")
 
@@ -118,6 +118,8 @@ class Publisher:
         if rewrites and (running := self._others_running(rewrites, group)):
             return Outcome(f"waiting for loads of the table to finish: {running}", busy=True)
         try:
+            with self.db.write() as conn:
+                analyze(conn, tables)
             with self.db.write() as conn:
                 if not self._claim(conn, group):
                     return Outcome("published by another delivery")
