@@ -1,10 +1,10 @@
 """Publish a staged load: every valid row of its files appears in one transaction, or none.
 
 Once every part of a staged job (and of every job uploaded with it, for ``POST
-/uploads?atomic=true``) is staged, one transaction first counts each job's staged rows
-against what its parts staged: a PostgreSQL server that stopped abruptly empties the staging
-tables (``UNLOGGED``), and a job missing rows is staged again from its start instead of being
-published in part (:func:`common.stores.staging.restage`). Then, parents first, it:
+/uploads?atomic=true``) is staged, one transaction publishes them, parents first. A job whose
+staged rows fall short of what its parts staged (a PostgreSQL server that stops abruptly
+empties the ``UNLOGGED`` staging tables) is not published in part: it is staged again from its
+start (:func:`common.stores.staging.restage`). Then it:
 
 1. re-checks the staged rows against the tables as they are now: a later line of an id staged
    earlier is a duplicate; an id the table holds (unless the job updates) and a reference to
@@ -16,15 +16,13 @@ published in part (:func:`common.stores.staging.restage`). Then, parents first, 
 3. writes: the staged rows not rejected go in (``replace`` first empties the table;
    ``on_conflict=update`` first deletes the rows they replace), the jobs succeed.
 
-Step 1 is optimistic where it can be: a file's ids are nearly always new and unique and its
-references found, so the rows whose parents are there are written at once, in a savepoint,
-and the table's own key finds a repeated or taken id; fewer rows written than staged means a
-reference is missing. Only then are the savepoint's writes undone and every check run before
-writing again. A refusal in step 2 also runs every check, so that the rejections stored are
-all there are.
-
-The staged rows are dropped after the transaction (the sweep of :mod:`retention` drops what a
-crash in between leaves).
+Step 1 is optimistic: a file's ids are nearly always new and unique and its references found,
+so the rows whose parents are there are written at once, in a savepoint, and the table's own
+key finds a repeated or taken id; fewer rows written than staged means a reference is missing
+(or a staged row). Only then are the savepoint's writes undone, the staged rows counted, and
+every check run before writing again; a refusal in step 2 does the same, so that the
+rejections stored are all there are. The staged rows are dropped after the transaction (the
+sweep of :mod:`retention` drops what a crash in between leaves).
 
 A failure in 2 fails every job of the group and publishes nothing; its rejections are kept. A
 dry run stops after 1. A crash anywhere rolls the transaction back: the next delivery of the
@@ -85,6 +83,12 @@ class _Unreferenced(Exception):
     """Rows refer to parent ids that are not there."""
 
 
+class _Lost(Exception):
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"staged rows of {job.job_id} are missing")
+        self.job = job
+
+
 class Publisher:
     """Publishes staged jobs, one group in one transaction."""
 
@@ -132,7 +136,11 @@ class Publisher:
                 staged = self._staged(conn, group)
                 if isinstance(staged, Outcome):
                     return staged
-                self._publish(conn, group, staged)
+                try:
+                    with conn.begin_nested():
+                        self._publish(conn, group, staged)
+                except _Lost as exc:
+                    return _restage(conn, [exc.job])
         except TableBusy as exc:
             return Outcome(str(exc), busy=True)
         self._discard_staged(group)
@@ -171,7 +179,8 @@ class Publisher:
     def _staged(self, conn: Connection, group: Sequence[Job]) -> dict[str, int] | Outcome:
         """How many rows each job of the group staged; or why the group cannot be published as
         staged: a part is staging again, or a job lacks staged rows (then it is staged again
-        from its start)."""
+        from its start). A job's staged rows are counted only when its writing at once does not
+        go through (:meth:`_checked_and_written`)."""
         lost, rows = [], {}
         for job in group:
             staging = case((parts_t.c.status != PartStatus.DONE.value, 1), else_=0)
@@ -184,16 +193,9 @@ class Publisher:
                 return Outcome("a file of the upload is being staged again", waiting=True)
             spec, staged = table_spec(job.table), int(staged or 0)
             rows[job.job_id] = staged
-            if staged_count(conn, spec, job.seq) != staged or not complete(
-                conn, spec, job.seq, staged
-            ):
+            if not complete(conn, spec, job.seq, staged):
                 lost.append(job)
-        for job in lost:
-            restage(conn, job.job_id, job.seq)
-        if not lost:
-            return rows
-        log.warning("staged rows were lost; staging again", jobs=[j.job_id for j in lost])
-        return Outcome("staged rows were lost (the database restarted?); staging again")
+        return _restage(conn, lost) if lost else rows
 
     def _publish(self, conn: Connection, group: Sequence[Job], staged: dict[str, int]) -> None:
         refused: _Refused | None = None
@@ -243,6 +245,8 @@ class Publisher:
                     return 0, written
             except (IntegrityError, _Refused, _Unreferenced):
                 pass  # an id repeated or taken, a reference missing, or a refusal: check all
+        if staged_count(conn, spec, job.seq) != staged:
+            raise _Lost(job)
         taken = job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE
         rejected = reject_at_publish(conn, spec, job.seq, taken)
         try:
@@ -283,15 +287,13 @@ def _disturbed(tables: Sequence[str]) -> list[str]:
     return sorted({*tables, *(c for t in tables for c in children_of(t))})
 
 
-def _write(
-    conn: Connection, spec: TableSpec, job: Job, *, checked: bool, referenced: bool
-) -> tuple[int, int]:
-    return write_staged(
-        conn,
-        spec,
-        job.seq,
-        replace=job.options.write is WriteMode.REPLACE,
-        update=job.on_conflict == ON_CONFLICT_UPDATE,
-        checked=checked,
-        referenced=referenced,
-    )
+def _restage(conn: Connection, lost: Sequence[Job]) -> Outcome:
+    for job in lost:
+        restage(conn, job.job_id, job.seq)
+    log.warning("staged rows were lost; staging again", jobs=[j.job_id for j in lost])
+    return Outcome("staged rows were lost (the database restarted?); staging again")
+
+
+def _write(conn: Connection, spec: TableSpec, job: Job, **checks: bool) -> tuple[int, int]:
+    replace, update = job.options.write is WriteMode.REPLACE, job.on_conflict == ON_CONFLICT_UPDATE
+    return write_staged(conn, spec, job.seq, replace=replace, update=update, **checks)
