@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Column, Connection, Index, Table, inspect, text, types
-from sqlalchemy.schema import CreateIndex
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from common.model.catalog import Catalog, ColumnType, TableSpec
 from common.sql.catalog_tables import catalog_tables
@@ -84,7 +84,16 @@ def differences(conn: Connection, catalog: Catalog) -> list[Difference]:
 
 
 def _create(table: Table) -> Callable[[Connection], None]:
-    return lambda conn: table.create(conn, checkfirst=True)
+    def apply(conn: Connection) -> None:
+        if not (conn.dialect.name == "postgresql" and table.info.get("unlogged")):
+            table.create(conn, checkfirst=True)
+            return
+        ddl = str(CreateTable(table).compile(conn))
+        conn.execute(text(ddl.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1)))
+        for index in table.indexes:
+            index.create(conn)
+
+    return apply
 
 
 def _column_differences(conn: Connection, spec: TableSpec, data: Table) -> list[Difference]:

@@ -61,6 +61,17 @@ hire_counts = Table(
 hire_count_changes = Table("hire_count_changes", metadata, *_hire_count_columns())
 
 
+# The hire counts of a staged load's rows, each part's written with its last block (see
+# common/stores/staged_counts.py); UNLOGGED on PostgreSQL, as the staged rows are.
+stage_hire_counts = Table(
+    "stage_hire_counts",
+    metadata,
+    Column("job_seq", Integer, nullable=False),
+    *_hire_count_columns(),
+    Index("ix_stage_hire_counts_job_seq", "job_seq"),
+)
+
+
 ingest_jobs = Table(
     "ingest_jobs",
     metadata,

@@ -54,7 +54,7 @@ Key = tuple[int, int, int, int]
 _CHANGES = pa.schema([(name, pa.int64()) for name in (*KEY, "hires")])
 
 
-def _counts(table: str) -> bool:
+def summarised(table: str) -> bool:
     """Whether writes to ``table`` change the summary: hired_employees, when the catalog
     declares the tables the reports read."""
     return table == SOURCE and current().has_reports
@@ -125,7 +125,7 @@ def add_from(
 ) -> None:
     """Count the rows ``source`` (with hired_employees' columns) holds where ``where``: the
     rows an ``INSERT … SELECT`` just put into ``table``."""
-    if _counts(table):
+    if summarised(table):
         conn.execute(counting(source, where, 1))
 
 
@@ -147,7 +147,7 @@ def delete_counted(
     target = data_table(table)
     statement = delete(target) if where is None else delete(target).where(where)
     bound = dict(params or {})
-    if not _counts(table):
+    if not summarised(table):
         return int(conn.execute(statement, bound).rowcount)
     if conn.dialect.name == "sqlite":
         conn.execute(counting(data_table(SOURCE), where, -1), bound)
@@ -172,18 +172,18 @@ def delete_counted(
                 "job_id": pa.array([r[2] for r in removed], pa.int64()),
             }
         )
-        _append(conn, _counted(deleted, -1))
+        _append(conn, keyed_counts(deleted, -1))
     return len(removed)
 
 
 def add_rows(conn: Connection, table: str, rows: pa.Table) -> None:
     """Count ``rows`` (Arrow, with hired_employees' columns), just inserted into ``table``."""
-    if not _counts(table) or rows.num_rows == 0:
+    if not summarised(table) or rows.num_rows == 0:
         return
-    _append(conn, _counted(rows, 1))
+    _append(conn, keyed_counts(rows, 1))
 
 
-def _counted(rows: pa.Table, sign: int) -> pa.Table:
+def keyed_counts(rows: pa.Table, sign: int) -> pa.Table:
     """(key…, hires) of ``rows`` (hired_employees' columns), each counted ``sign`` times."""
     at = rows.column("datetime")
     keyed = pa.table(

@@ -37,7 +37,7 @@ from common.model.rules import IN_INPUT, encode
 from common.sql.catalog_tables import data_table, key_column, staging_table
 from common.sql.db import COUNTED
 from common.sql.schema import job_rejections
-from common.stores import hire_counts
+from common.stores import hire_counts, staged_counts
 
 Check = tuple[str, ColumnElement[bool]]
 
@@ -52,31 +52,56 @@ def _unrejected(st: Table) -> ColumnElement[bool]:
     )
 
 
-def publishable(spec: TableSpec, job_seq: int) -> ColumnElement[bool]:
-    """The job's staged rows that no check rejected."""
+def publishable(spec: TableSpec, job_seq: int, checked: bool = True) -> ColumnElement[bool]:
+    """The job's staged rows that no check rejected; all of them when no check rejected any
+    (``checked`` false): staging keeps only rows without a rejection."""
     st = staging_table(spec.name)
-    return and_(st.c.job_seq == job_seq, _unrejected(st))
+    mine = st.c.job_seq == job_seq
+    return and_(mine, _unrejected(st)) if checked else mine
+
+
+def staged_count(conn: Connection, spec: TableSpec, job_seq: int) -> int:
+    """How many rows the job has in staging."""
+    st = staging_table(spec.name)
+    count = select(func.count()).select_from(st).where(st.c.job_seq == job_seq)
+    return int(conn.execute(count).scalar_one())
 
 
 def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bool) -> int:
     """Store the rejections only the whole file and today's tables show: a later line of an id
     staged earlier; with ``taken``, an id the table holds; a reference to an id its parent
     lacks. How many rows were rejected."""
+    return _reject_repeated(conn, spec, job_seq) + reject_unreferenced(
+        conn, spec, job_seq, taken=taken
+    )
+
+
+def _reject_repeated(conn: Connection, spec: TableSpec, job_seq: int) -> int:
+    """Every line but the first of each id staged more than once: one grouping of the job's
+    ids finds the few repeated ones, then one join picks their later lines."""
     st = staging_table(spec.name)
     id_name = spec.key.name
-    earlier = st.alias("earlier")
-    repeated = exists().where(
-        earlier.c.job_seq == job_seq,
-        earlier.c[id_name] == st.c[id_name],
-        earlier.c.line < st.c.line,
+    repeated = (
+        select(st.c[id_name].label("id"), func.min(st.c.line).label("first"))
+        .where(st.c.job_seq == job_seq)
+        .group_by(st.c[id_name])
+        .having(func.count() > 1)
+        .subquery("repeated")
     )
     input_twice = literal(_code(id_name, "duplicate_id", IN_INPUT))
-    count = _store(
-        conn,
-        select(st.c.line, st.c.job_seq, st.c.raw, input_twice).where(
-            st.c.job_seq == job_seq, repeated
-        ),
+    later = (
+        select(st.c.line, st.c.job_seq, st.c.raw, input_twice)
+        .select_from(st.join(repeated, repeated.c.id == st.c[id_name]))
+        .where(st.c.job_seq == job_seq, st.c.line > repeated.c.first)
     )
+    return _store(conn, later)
+
+
+def reject_unreferenced(conn: Connection, spec: TableSpec, job_seq: int, *, taken: bool) -> int:
+    """Store the rejections of the job's publishable rows whose reference to a parent finds
+    no row there and, with ``taken``, whose id the table holds already; how many."""
+    st = staging_table(spec.name)
+    id_name = spec.key.name
     joined: FromClause = st
     checks: list[Check] = []
     if taken:
@@ -88,14 +113,24 @@ def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bo
             parent = data_table(col.references).alias(f"parent_{col.name}")
             joined = joined.outerjoin(parent, key_column(parent) == st.c[col.name])
             checks.append((_code(col.name, "unknown_reference"), key_column(parent).is_(None)))
-    if checks:
-        broken = (
-            select(st.c.line, st.c.job_seq, st.c.raw, _codes_of(checks))
-            .select_from(joined)
-            .where(publishable(spec, job_seq), or_(*(check for _, check in checks)))
-        )
-        count += _store(conn, broken)
-    return count
+    if not checks:
+        return 0
+    broken = (
+        select(st.c.line, st.c.job_seq, st.c.raw, _codes_of(checks))
+        .select_from(joined)
+        .where(publishable(spec, job_seq), or_(*(check for _, check in checks)))
+    )
+    return _store(conn, broken)
+
+
+def _referenced(spec: TableSpec, st: Table) -> list[ColumnElement[bool]]:
+    """Each reference of a staged row finds its parent."""
+    found: list[ColumnElement[bool]] = []
+    for col in spec.columns:
+        if col.references:
+            parent = data_table(col.references).alias(f"parent_{col.name}")
+            found.append(exists().where(key_column(parent) == st.c[col.name]))
+    return found
 
 
 def _codes_of(checks: list[Check]) -> ColumnElement[str]:
@@ -135,13 +170,24 @@ def dangling_if_replaced(conn: Connection, spec: TableSpec, job_seq: int) -> str
 
 
 def write_staged(
-    conn: Connection, spec: TableSpec, job_seq: int, *, replace: bool, update: bool
+    conn: Connection,
+    spec: TableSpec,
+    job_seq: int,
+    *,
+    replace: bool,
+    update: bool,
+    checked: bool,
+    referenced: bool,
 ) -> tuple[int, int]:
     """Put the job's publishable rows into the table (``replace`` empties it first; ``update``
-    first deletes the rows they replace); (inserted, updated)."""
+    first deletes the rows they replace); (inserted, updated). ``checked``: whether the
+    checks at publish rejected any staged row; ``referenced``: only the rows whose parents
+    are there (unchecked, the caller compares the count with the rows staged)."""
     st = staging_table(spec.name)
     live = data_table(spec.name)
-    mine = publishable(spec, job_seq)
+    mine = publishable(spec, job_seq, checked)
+    if referenced:
+        mine = and_(mine, *_referenced(spec, st))
     updated = 0
     if replace:
         hire_counts.delete_counted(conn, spec.name)
@@ -153,5 +199,6 @@ def write_staged(
         insert(live).from_select(names, select(*(st.c[n] for n in names)).where(mine)),
         execution_options=COUNTED,
     ).rowcount
-    hire_counts.add_from(conn, spec.name, st, mine)
+    rejected = ~_unrejected(st) if checked else None
+    staged_counts.publish(conn, spec, job_seq, rejected)
     return int(stored) - int(updated), int(updated)

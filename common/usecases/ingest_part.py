@@ -28,6 +28,7 @@ from common.stores.job_states import JobStates
 from common.stores.jobs import JobStore
 from common.stores.parts import PartLeases
 from common.stores.rejections import RejectionStore, log_rejections
+from common.stores.staged_counts import PartTally
 from common.stores.uploads import UploadFiles
 from common.stores.writes import Written, stage_rows, write_rows
 from common.usecases.publish import Publisher
@@ -159,15 +160,17 @@ class PartIngestor:
             head = self.uploads.read_range(job.blob_name, 0, _HEAD_BYTES)
             check_is_text(b"".join(head))
         log.info("part started", offset=offset, line=line, end=part.end_offset)
+        tally = PartTally(spec, part, job.seq) if job.options.staged else None
         if offset >= part.end_offset:
             empty = Block(offset, offset, b"", 0)
-            self._commit(job, spec, part, empty, line, _validated(spec, empty, line, job.options))
+            rows = _validated(spec, empty, line, job.options)
+            self._commit(job, spec, part, empty, line, rows, tally)
             return
         with prefetched(self._validated_blocks(job, spec, offset, line, part.end_offset)) as blocks:
             for block, first_line, rows in blocks:
                 if self.stop.is_set() or cancel.is_set():
                     raise Interrupted(f"stopped at byte {block.offset}, line {first_line}")
-                self._commit(job, spec, part, block, first_line, rows)
+                self._commit(job, spec, part, block, first_line, rows, tally)
                 offset, line = block.end, first_line + block.lines
         log.info("part finished", offset=offset, line=line)
 
@@ -187,13 +190,22 @@ class PartIngestor:
             line += block.lines
 
     def _commit(
-        self, job: Job, spec: TableSpec, part: Part, block: Block, line: int, rows: ValidRows
+        self,
+        job: Job,
+        spec: TableSpec,
+        part: Part,
+        block: Block,
+        line: int,
+        rows: ValidRows,
+        tally: PartTally | None,
     ) -> None:
         write = stage_rows if job.options.staged else write_rows
 
         def transaction() -> Written:
             with self.db.write() as conn:
                 committed = write(conn, spec, rows, job.on_conflict, job_seq=job.seq)
+                if tally is not None:  # a staged load's hire counts, with the part's last block
+                    tally.stage(conn, rows.table, last=block.end >= part.end_offset)
                 progress = Progress(
                     next_offset=block.end,
                     next_line=line + block.lines,
@@ -212,6 +224,8 @@ class PartIngestor:
             return committed
 
         committed = self.retry.call(transaction)
+        if tally is not None:
+            tally.committed()
         log.info(
             "block committed",
             offset=block.offset,

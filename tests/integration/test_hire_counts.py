@@ -23,7 +23,9 @@ from common.sql.catalog_tables import data_table
 from common.sql.schema import hire_count_changes, hire_counts
 from common.stores import hire_counts as summary
 from common.stores.reports import hires_by_quarter
+from common.usecases.ingest_part import Interrupted
 from common.usecases.summary import SummaryFold, check_summary, fold_changes
+from tests.support.faults import HookedParts
 from tests.support.flow import api_client, drain, job, service_set, upload
 
 Key = tuple[int, int, int, int]
@@ -216,3 +218,33 @@ def test_one_worker_at_a_time_folds_the_changes(loaded: tuple[Services, TestClie
     with services.db.read() as conn:
         assert conn.execute(select(hire_count_changes)).first() is None
     assert sum(assert_exact(services).values()) == 100
+
+
+def test_an_atomic_load_resumed_mid_part_and_rejecting_rows_at_publish_counts_exactly(
+    loaded: tuple[Services, TestClient],
+) -> None:
+    services, client = loaded
+    # Given an atomic load of several parts whose worker stops after a block of a part (which
+    # resumes from its checkpoint, so the part's counts are partly recounted from staging),
+    services.parts = hooked = HookedParts(services.parts)
+    stops = iter([Interrupted("stopping")])
+
+    def stop_once(n: int) -> None:
+        if n == 3 and (stop := next(stops, None)) is not None:
+            raise stop
+
+    hooked.after_advance = stop_once
+    # and whose file repeats an id in another part and refers to a department only a later
+    # upload could have had,
+    data = (
+        hires_csv(range(1, 301), 5)
+        + b"7,Again,2021-05-06T10:00:00Z,1,1\n"
+        + b"999,Nobody,2021-01-01T00:00:00Z,9,1\n"
+    )
+    # when it is published,
+    done = load(services, client, data, atomic="true")
+
+    # then the rows rejected at publish are left out of the counts, and no row counts twice.
+    assert (done["status"], done["rows_inserted"], done["rows_rejected"]) == ("succeeded", 300, 2)
+    assert hooked.calls > 3 and done["parts"] > 1
+    assert sum(assert_exact(services).values()) == 300

@@ -18,6 +18,7 @@ from common.usecases.publish import Publisher
 from common.usecases.retention import Retention, RetentionPolicy
 from tests.support.faults import HookedParts
 from tests.support.flow import api_client, drain, service_set, table_ids, table_rows
+from tests.support.reconciling import reconciler
 from worker.main import build_consumer
 
 # About 60 bytes a line: 40 lines make a file of three parts.
@@ -125,6 +126,42 @@ def test_staged_rows_are_checked_again_when_published(
     job = client.get(f"/jobs/{job_id}").json()
     assert (job["rows_inserted"], job["rows_rejected"]) == (39, 1)
     assert rejected_rules(client, job_id) == {3: ["id:duplicate_id"]}
+
+
+def test_an_atomic_load_whose_staged_rows_were_lost_is_staged_again_never_published_in_part(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an atomic load of several parts, whose staged rows vanish just before it is
+    # published (as a PostgreSQL server's restart empties its UNLOGGED staging tables)
+    publish = Publisher.publish
+
+    def after_a_restart(self: Publisher, job: Any) -> Any:
+        monkeypatch.setattr(Publisher, "publish", publish)
+        with services.db.write() as conn:
+            for table in staging_tables():
+                conn.execute(table.delete())
+        return publish(self, job)
+
+    monkeypatch.setattr(Publisher, "publish", after_a_restart)
+    data = body(*GOOD[:20], "x,bad", *GOOD[20:])
+    job_id = load(client, services, "departments", data, atomic="true")["job_id"]
+
+    # Then nothing is published, and every part is to be staged again, from its start
+    job = client.get(f"/jobs/{job_id}").json()
+    assert (job["status"], job["rows_read"], job["rows_rejected"]) == ("running", 0, 0)
+    assert table_ids(services, "departments") == []
+    # and once the reconciliation sends the parts again, the whole file is published once.
+    assert len(reconciler(services, quiet_seconds=0).run().resent) == job["parts"] > 1
+    drain(services)
+    job = client.get(f"/jobs/{job_id}").json()
+    assert (job["status"], job["rows_read"], job["rows_inserted"], job["rows_rejected"]) == (
+        "succeeded",
+        41,
+        40,
+        1,
+    )
+    assert rejected_rules(client, job_id) == {21: ["id:not_integer"]}
+    assert table_ids(services, "departments") == list(range(1, 41))
 
 
 # --- thresholds -----------------------------------------------------------------------------
