@@ -67,39 +67,51 @@ def staged_count(conn: Connection, spec: TableSpec, job_seq: int) -> int:
     return int(conn.execute(count).scalar_one())
 
 
-def reject_at_publish(conn: Connection, spec: TableSpec, job_seq: int, taken: bool) -> int:
+def reject_at_publish(
+    conn: Connection, spec: TableSpec, job_seq: int, taken: bool, *, replace: bool = False
+) -> int:
     """Store the rejections only the whole file and today's tables show: a later line of an id
-    staged earlier; with ``taken``, an id the table holds; a reference to an id its parent
-    lacks. How many rows were rejected."""
-    return _reject_repeated(conn, spec, job_seq) + reject_unreferenced(
-        conn, spec, job_seq, taken=taken
-    )
+    or of a unique value staged earlier; with ``taken``, an id the table holds; unless the file
+    ``replace``s the table, a unique value another row of the table holds; a reference to an
+    id its parent lacks. How many rows were rejected."""
+    repeated = _reject_repeated(conn, spec, job_seq)
+    for col in spec.columns:
+        if col.unique and col is not spec.key:
+            repeated += _reject_repeated(conn, spec, job_seq, col.name)
+    return repeated + reject_unreferenced(conn, spec, job_seq, taken=taken, replace=replace)
 
 
-def _reject_repeated(conn: Connection, spec: TableSpec, job_seq: int) -> int:
-    """Every line but the first of each id staged more than once: one grouping of the job's
-    ids finds the few repeated ones, then one join picks their later lines."""
+def _reject_repeated(
+    conn: Connection, spec: TableSpec, job_seq: int, column: str | None = None
+) -> int:
+    """Every line but the first of each id (or value of the unique ``column``) staged more
+    than once: one grouping of the job's values finds the few repeated ones, then one join
+    picks their later lines (those no earlier check rejected)."""
     st = staging_table(spec.name)
-    id_name = spec.key.name
+    name = column or spec.key.name
     repeated = (
-        select(st.c[id_name].label("id"), func.min(st.c.line).label("first"))
-        .where(st.c.job_seq == job_seq)
-        .group_by(st.c[id_name])
+        select(st.c[name].label("value"), func.min(st.c.line).label("first"))
+        .where(st.c.job_seq == job_seq, st.c[name].is_not(None))
+        .group_by(st.c[name])
         .having(func.count() > 1)
         .subquery("repeated")
     )
-    input_twice = literal(_code(id_name, "duplicate_id", IN_INPUT))
+    rule = "duplicate_value" if column else "duplicate_id"
+    input_twice = literal(_code(name, rule, IN_INPUT))
     later = (
         select(st.c.line, st.c.job_seq, st.c.raw, input_twice)
-        .select_from(st.join(repeated, repeated.c.id == st.c[id_name]))
-        .where(st.c.job_seq == job_seq, st.c.line > repeated.c.first)
+        .select_from(st.join(repeated, repeated.c.value == st.c[name]))
+        .where(st.c.job_seq == job_seq, st.c.line > repeated.c.first, _unrejected(st))
     )
     return _store(conn, later)
 
 
-def reject_unreferenced(conn: Connection, spec: TableSpec, job_seq: int, *, taken: bool) -> int:
+def reject_unreferenced(
+    conn: Connection, spec: TableSpec, job_seq: int, *, taken: bool, replace: bool = False
+) -> int:
     """Store the rejections of the job's publishable rows whose reference to a parent finds
-    no row there and, with ``taken``, whose id the table holds already; how many."""
+    no row there, with ``taken`` whose id the table holds already, and unless ``replace``
+    whose unique value another row of the table holds; how many."""
     st = staging_table(spec.name)
     id_name = spec.key.name
     joined: FromClause = st
@@ -109,10 +121,16 @@ def reject_unreferenced(conn: Connection, spec: TableSpec, job_seq: int, *, take
         joined = joined.outerjoin(live, key_column(live) == st.c[id_name])
         checks.append((_code(id_name, "duplicate_id"), key_column(live).is_not(None)))
     for col in spec.columns:
+        if col.unique and col is not spec.key and not replace:
+            holder = data_table(spec.name).alias(f"holder_{col.name}")
+            held = and_(holder.c[col.name] == st.c[col.name], key_column(holder) != st.c[id_name])
+            joined = joined.outerjoin(holder, held)
+            checks.append((_code(col.name, "duplicate_value"), key_column(holder).is_not(None)))
         if col.references:
             parent = data_table(col.references).alias(f"parent_{col.name}")
             joined = joined.outerjoin(parent, key_column(parent) == st.c[col.name])
-            checks.append((_code(col.name, "unknown_reference"), key_column(parent).is_(None)))
+            missing = and_(key_column(parent).is_(None), st.c[col.name].is_not(None))
+            checks.append((_code(col.name, "unknown_reference"), missing))
     if not checks:
         return 0
     broken = (
@@ -129,7 +147,8 @@ def _referenced(spec: TableSpec, st: Table) -> list[ColumnElement[bool]]:
     for col in spec.columns:
         if col.references:
             parent = data_table(col.references).alias(f"parent_{col.name}")
-            found.append(exists().where(key_column(parent) == st.c[col.name]))
+            there = exists().where(key_column(parent) == st.c[col.name])
+            found.append(or_(st.c[col.name].is_(None), there))
     return found
 
 

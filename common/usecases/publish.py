@@ -248,7 +248,8 @@ class Publisher:
         if staged_count(conn, spec, job.seq) != staged:
             raise _Lost(job)
         taken = job.options.write is not WriteMode.REPLACE and job.on_conflict != ON_CONFLICT_UPDATE
-        rejected = reject_at_publish(conn, spec, job.seq, taken)
+        replace = job.options.write is WriteMode.REPLACE
+        rejected = reject_at_publish(conn, spec, job.seq, taken, replace=replace)
         try:
             self._judge(conn, spec, job, rejected)
         except _Refused as exc:

@@ -18,12 +18,12 @@ SHOP_ORDER = ["regions", "stores", "orders", "products", "order_lines"]  # paren
 
 
 @contextmanager
-def shop_services(tmp_path: Path, database_url: str) -> Iterator[Services]:
+def shop_services(tmp_path: Path, database_url: str, **overrides: object) -> Iterator[Services]:
     """Services on the shop catalog, which building them makes current, with its tables created
     in the database; afterwards the shipped catalog is current again and the shop's tables are
     gone (a PostgreSQL database is shared by the tests of a process)."""
     try:
-        with service_set(tmp_path, database_url, catalog_file=SHOP) as services:
+        with service_set(tmp_path, database_url, catalog_file=SHOP, **overrides) as services:
             upgrade(services.db)
             try:
                 yield services
