@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query
 from api.deps import ServicesDep
 from api.problems import PROBLEM_RESPONSE, Problem
 from api.routes.uploads import OnConflict
-from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError, TableOut, TablesOut
+from api.schemas import BatchIn, BatchOut, BatchRejectedOut, RuleError
 from api.security import ReadAccess, WriteAccess
+from api.table_schemas import TableOut, TablesOut
 from common.model.catalog import current, table_spec
 from common.model.rows import Rejection
 from common.stores.row_counts import row_counts
