@@ -284,9 +284,11 @@ def table_held(database_url: str, table: str) -> Iterator[None]:
         engine.dispose()
 
 
-def wait_until_blocked(database_url: str, table: str, writers: int = 1) -> None:
-    """Until ``writers`` sessions wait for a lock on ``table``."""
-    deadline = time.monotonic() + WAIT_FOR_BLOCKED_SECONDS
+def wait_until_blocked(
+    database_url: str, table: str, writers: int = 1, within: float = WAIT_FOR_BLOCKED_SECONDS
+) -> None:
+    """Until ``writers`` sessions wait for a lock on ``table`` (failing after ``within`` s)."""
+    deadline = time.monotonic() + within
     waiting = 0
     while time.monotonic() < deadline:
         [(waiting,)] = query(
@@ -297,4 +299,4 @@ def wait_until_blocked(database_url: str, table: str, writers: int = 1) -> None:
         if waiting >= writers:
             return
         time.sleep(0.05)
-    pytest.fail(f"{waiting} of {writers} writers waited on {table} in {WAIT_FOR_BLOCKED_SECONDS} s")
+    pytest.fail(f"{waiting} of {writers} writers waited on {table} in {within} s")

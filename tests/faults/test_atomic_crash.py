@@ -27,6 +27,7 @@ from tests.faults.conftest import (
     write_parents_and_upload,
 )
 from tests.faults.test_crash import (
+    BLOCKED_WITHIN_SECONDS,
     CRASH_ENV,
     LOAD_WITHIN_SECONDS,
     ROWS,
@@ -74,7 +75,7 @@ def test_an_atomic_load_killed_while_staging_and_while_publishing_publishes_once
 
             # and when the worker publishing it is SIGKILLed inside the publishing transaction,
             with table_held(url, "hired_employees"):
-                wait_until_blocked(url, "hired_employees")
+                wait_until_blocked(url, "hired_employees", within=BLOCKED_WITHIN_SECONDS)
                 [publisher] = stopped_workers(url, "before the rows")
                 assert get_job(client, job_id)["status"] == "running"
                 fleet.kill(workers[publisher])
