@@ -6,12 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
 
 from api import openapi
 from api.dashboard import mount_dashboard
 from api.limits import BodyLimit, NoNulBytes
-from api.observability import RequestContext, request_latency
+from api.observability import RequestContext, metric_registries, request_latency
 from api.problems import install_problem_handlers
 from api.routes import backups, dead_letters, health, jobs, metrics, reports, tables, uploads
 from common.bootstrap import Services, build_services
@@ -50,10 +49,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         lifespan=lifespan,
     )
     app.state.api_keys = resolved.keys
-    app.state.metrics = CollectorRegistry()
+    app.state.metrics, own_metrics = metric_registries()
     app.add_middleware(BodyLimit, max_bytes=resolved.max_batch_bytes)
     app.add_middleware(NoNulBytes)
-    app.add_middleware(RequestContext, latency=request_latency(app.state.metrics))
+    app.add_middleware(RequestContext, latency=request_latency(own_metrics))
     install_problem_handlers(app)
     for router in (
         uploads.router,

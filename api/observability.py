@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 import uuid
 
 import structlog
 from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# prometheus_client keeps metrics in files of this folder, shared by the API's processes,
+# when it is set as the library is imported.
+SHARED_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 log = structlog.get_logger("ingest.api")
 
@@ -60,3 +65,17 @@ def request_latency(registry: CollectorRegistry) -> Histogram:
         registry=registry,
         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
     )
+
+
+def metric_registries() -> tuple[CollectorRegistry, CollectorRegistry]:
+    """The registry ``/metrics`` serves, and the one the API's own metrics are made in.
+
+    In one process they are one. With several (:data:`SHARED_METRICS_DIR` set), each process
+    writes its own metrics to files, and ``/metrics`` adds up every process's files instead.
+    """
+    served = CollectorRegistry()
+    shared = os.environ.get(SHARED_METRICS_DIR)
+    if not shared:
+        return served, served
+    MultiProcessCollector(served, path=shared)  # type: ignore[no-untyped-call]
+    return served, CollectorRegistry()

@@ -92,10 +92,10 @@ def _backup_and_restore(service: Any, database: str, rows: int) -> list[Result]:
     ]
 
 
-def batches(seconds: float, clients: int, workdir: Path) -> Result:
+def batches(seconds: float, clients: int, workdir: Path, api_processes: int) -> Result:
     url = new_pg_database()
     try:
-        with running_service(workdir, 0, url) as service:
+        with running_service(workdir / str(api_processes), 0, url, api_processes) as service:
             service.client.post(
                 "/tables/departments/rows",
                 json={"rows": [{"id": i, "department": f"Department {i}"} for i in range(1, 13)]},
@@ -143,7 +143,7 @@ def batches(seconds: float, clients: int, workdir: Path) -> Result:
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
         return Result(
-            f"Batches: {clients} clients x 1000 rows (PostgreSQL)",
+            f"Batches: {clients} clients x 1000 rows (PostgreSQL, API_PROCESSES={api_processes})",
             elapsed,
             sum(inserted),
             {"p50_ms": f"{statistics.median(latencies) * 1000:.0f}", "p99_ms": f"{p99 * 1000:.0f}"},

@@ -2,6 +2,7 @@
 
     python -m bench.run [--rows 1000000] [--batch-seconds 30] [--scale-rows 0]
                         [--scale-workers 1,2,4] [--scale-backup] [--scale-sqlite]
+                        [--api-processes N]
                         [--only pg,sqlite,atomic,batches,vacuum[,validation]]
 
 Prints one table: seconds, rows/s, peak RSS, and the ratios of the service to the baselines.
@@ -10,6 +11,7 @@ Prints one table: seconds, rows/s, peak RSS, and the ratios of the service to th
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -127,6 +129,12 @@ def main() -> None:
         "--scale-sqlite", action="store_true", help="also load --scale-rows on SQLite, 1 worker"
     )
     parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="API_PROCESSES of the batches run, beside one with 1 (default: the cores)",
+    )
+    parser.add_argument(
         "--only",
         default="pg,sqlite,atomic,batches,vacuum",
         help="comma-separated; 'validation' adds parsing and validation alone, per 1M rows",
@@ -146,7 +154,8 @@ def main() -> None:
     if "atomic" in only:
         ratios += _atomic(path, args.rows, work, results)
     if "batches" in only:
-        results.append(batches(args.batch_seconds, 4, work / "batches"))
+        for processes in sorted({1, args.api_processes}):
+            results.append(batches(args.batch_seconds, 4, work / "batches", processes))
     if "vacuum" in only:
         results += vacuum_worth(path, args.rows)
     if "validation" in only:

@@ -80,13 +80,16 @@ class Service:
 
 
 @contextmanager
-def running_service(data_dir: Path, workers: int, database_url: str | None) -> Iterator[Service]:
+def running_service(
+    data_dir: Path, workers: int, database_url: str | None, api_processes: int = 1
+) -> Iterator[Service]:
     port = free_port()
     env = {
         **os.environ,
         "DATA_DIR": str(data_dir),
         "PORT": str(port),
         "WORKERS": str(workers),
+        "API_PROCESSES": str(api_processes),
         "LOG_LEVEL": "WARNING",
         "RECEIVE_WAIT_SECONDS": "0.05",
         "DEPENDENCY_WAIT_SECONDS": "0.2",

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         description="Open connections and requests an API server takes at once; beyond, it "
         "answers 503.",
     )
+    api_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        validation_alias=AliasChoices("API_PROCESSES", "api_processes", "WEB_CONCURRENCY"),
+        description="API server processes sharing the port. JSON batches are validated in "
+        "Python, one core per process: set it to the cores the API may use.",
+    )
     dependency_wait_seconds: float = Field(default=2.0, gt=0)
     receive_wait_seconds: float = Field(default=1.0, gt=0)
     retry_attempts: int = Field(default=4, ge=1)
