@@ -73,6 +73,7 @@ def pg_to_sql(path: Path, rows: int) -> Result:
 def sqlite_executemany(path: Path, rows: int, workdir: Path, *, with_index: bool = False) -> Result:
     """One ``executemany`` transaction of the parsed rows into a table with its primary key
     (and the old index)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     file = workdir / f"executemany{'_indexed' if with_index else ''}.db"
     with path.open(newline="") as f:
         data = list(csv.reader(f))
@@ -100,6 +101,7 @@ def sqlite_executemany(path: Path, rows: int, workdir: Path, *, with_index: bool
 
 
 def sqlite_to_sql(path: Path, rows: int, workdir: Path) -> Result:
+    workdir.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{workdir / 'to_sql.db'}"
     migrated(url).dispose()
     return Result("SQLite: read_csv + to_sql", timed(lambda: _to_sql(url, path)), rows)

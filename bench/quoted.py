@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.generate import write_hired, write_parents
-from bench.run import DATA
+from bench.loads import DATA
 from bench.service import running_service
 from common.model.catalog import current
 from common.pipeline.blocks import line_blocks
@@ -103,11 +103,12 @@ def main() -> None:
                 took, parts[name] = load_once(path, args.rows, option, workdir)
                 seconds[name].append(took)
                 print(f"{name}: {took:.2f} s, {parts[name]} parts", flush=True)
-    for name, took in seconds.items():
-        if took:
+    for name, runs_s in seconds.items():
+        if runs_s:
+            middle = statistics.median(runs_s)
             print(
-                f"| {name} | {statistics.median(took):.2f} | {min(took):.2f} to "
-                f"{max(took):.2f} | {args.rows / statistics.median(took):,.0f} | {parts[name]} |"
+                f"| {name} | {middle:.2f} | {min(runs_s):.2f} to "
+                f"{max(runs_s):.2f} | {args.rows / middle:,.0f} | {parts[name]} |"
             )
     for name, (path, option) in runs.items():
         cpu = [pipeline_cpu_seconds(path, args.rows, option) for _ in range(3)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -25,6 +25,24 @@ def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
+
+
+def fastest_in_turns(measures: Sequence[Callable[[int], Result]], turns: int) -> list[Result]:
+    """Run each of ``measures`` (given the turn, from 0) ``turns`` times, taking turns (a, b,
+    a, b), so that whatever else the machine does falls on all of them alike, and the first
+    run of each (cold caches, a file still being written back) is not the only one; the
+    fastest run of each, every run's seconds in its notes."""
+    runs: list[list[Result]] = [[] for _ in measures]
+    for turn in range(turns):
+        for measure, done in zip(measures, runs, strict=True):
+            done.append(measure(turn))
+    fastest = []
+    for done in runs:
+        best = min(done, key=lambda r: r.seconds)
+        if len(done) > 1:
+            best.notes["runs_s"] = " ".join(f"{r.seconds:.2f}" for r in done)
+        fastest.append(best)
+    return fastest
 
 
 def ratio(label: str, service: Result, baseline: Result, goal: str = "") -> str:

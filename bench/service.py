@@ -90,7 +90,7 @@ def running_service(
         "PORT": str(port),
         "WORKERS": str(workers),
         "API_PROCESSES": str(api_processes),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "RECEIVE_WAIT_SECONDS": "0.05",
         "DEPENDENCY_WAIT_SECONDS": "0.2",
     }
