@@ -21,8 +21,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Connection,
+    Double,
     FromClause,
     FunctionElement,
     Insert,
@@ -88,6 +90,28 @@ def _extracted(element: _DatePart, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_DatePart, "mssql")
 def _tsql(element: _DatePart, compiler: SQLCompiler, **kw: Any) -> str:
     return f"{element.part.upper()}({compiler.process(element.clauses, **kw)})"
+
+
+class SumOfHires(FunctionElement[int]):
+    """``SUM`` of hire counts, as an integer. PostgreSQL sums ``BIGINT`` as ``NUMERIC``, in
+    arbitrary precision and about twice as slowly as a float; a double adds integers exactly
+    up to 2**53, far beyond any count of hires, so there it sums doubles and casts back.
+    SQLite and SQL Server sum integers as integers."""
+
+    type = BigInteger()
+    name = "sum_of_hires"
+    inherit_cache = True
+
+
+@compiles(SumOfHires)
+def _sum(element: SumOfHires, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(func.sum(*element.clauses), **kw)
+
+
+@compiles(SumOfHires, "postgresql")
+def _sum_of_doubles(element: SumOfHires, compiler: SQLCompiler, **kw: Any) -> str:
+    (hires,) = element.clauses
+    return compiler.process(cast(func.sum(cast(hires, Double)), BigInteger), **kw)
 
 
 def _keyed(source: FromClause, where: ColumnElement[bool] | None) -> Subquery:
@@ -247,7 +271,7 @@ def totals(conn: Connection) -> dict[Key, int]:
     """Hires by key as the summary holds them (base plus changes)."""
     both = counted()
     key = [both.c[name] for name in KEY]
-    return _by_key(conn.execute(select(*key, func.sum(both.c.hires)).group_by(*key)))
+    return _by_key(conn.execute(select(*key, SumOfHires(both.c.hires)).group_by(*key)))
 
 
 def recounted(conn: Connection) -> dict[Key, int]:
@@ -272,9 +296,9 @@ def fold(conn: Connection) -> int:
     key = [changes.c[name] for name in KEY]
     # Written in key order, so that a year's rows sit on few pages: a report reads one year.
     summed = (
-        select(*key, func.sum(changes.c.hires))
+        select(*key, SumOfHires(changes.c.hires))
         .group_by(*key)
-        .having(func.sum(changes.c.hires) != literal_column("0", Integer))
+        .having(SumOfHires(changes.c.hires) != literal_column("0", Integer))
         .order_by(*key)
     )
     written = conn.execute(

@@ -12,12 +12,12 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, ColumnElement, case, cast, func, select
+from sqlalchemy import case, func, select
 
 from common.sql.catalog_tables import data_table
 from common.sql.db import Database
 from common.sql.schema import hire_count_changes, hire_counts
-from common.stores.hire_counts import counted
+from common.stores.hire_counts import SumOfHires, counted
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made
@@ -47,12 +47,6 @@ def name_key(name: str) -> tuple[str, str]:
     return folded, name
 
 
-def _summed(hires: ColumnElement[int]) -> ColumnElement[int]:
-    """``SUM(hires)`` as an integer: PostgreSQL sums BIGINT as NUMERIC, which its driver
-    hands over as ``Decimal``, slow to turn into ``int`` by the thousand."""
-    return cast(func.sum(hires), BigInteger)
-
-
 def report_year(db: Database, year: int | None) -> int:
     """``year``, or else the latest year with hires (the current year when there are none)."""
     if year is not None:
@@ -74,7 +68,7 @@ def report_year(db: Database, year: int | None) -> int:
                 return datetime.now(UTC).year
             below = max(years)
             both = counted(below)
-            if conn.execute(select(func.sum(both.c.hires))).scalar_one():
+            if conn.execute(select(SumOfHires(both.c.hires))).scalar_one():
                 return below
 
 
@@ -84,14 +78,14 @@ def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
     _departments, _jobs = data_table("departments"), data_table("jobs")
     both = counted(year)
     quarters = [
-        _summed(case((both.c.hire_quarter == q, both.c.hires), else_=0)).label(f"Q{q}")
+        SumOfHires(case((both.c.hire_quarter == q, both.c.hires), else_=0)).label(f"Q{q}")
         for q in range(1, 5)
     ]
     # Count by ids first, then name the few groups.
     per_pair = (
         select(both.c.department_id, both.c.job_id, *quarters)
         .group_by(both.c.department_id, both.c.job_id)
-        .having(func.sum(both.c.hires) != 0)
+        .having(SumOfHires(both.c.hires) != 0)
         .subquery()
     )
     query = (
@@ -116,7 +110,8 @@ def hires_by_quarter(db: Database, year: int) -> list[QuarterRow]:
     )
     rank = {name: i for i, name in enumerate(names)}
     found.sort(key=lambda r: (rank[r[1]], rank[r[3]], r[0], r[2]))
-    return [QuarterRow(department, job, *quarters) for _, department, _, job, *quarters in found]
+    # Unpacked by name, not with a starred target, which builds a list per row.
+    return [QuarterRow(d, j, q1, q2, q3, q4) for _, d, _, j, q1, q2, q3, q4 in found]
 
 
 def departments_above_mean(db: Database, year: int) -> tuple[float, list[DepartmentHires]]:
@@ -127,7 +122,7 @@ def departments_above_mean(db: Database, year: int) -> tuple[float, list[Departm
     _departments = data_table("departments")
     both = counted(year)
     per_department = (
-        select(both.c.department_id, _summed(both.c.hires).label("hired"))
+        select(both.c.department_id, SumOfHires(both.c.hires).label("hired"))
         .group_by(both.c.department_id)
         .subquery()
     )
