@@ -6,6 +6,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,49 +106,69 @@ def batches(seconds: float, clients: int, workdir: Path, api_processes: int) -> 
                 "/tables/jobs/rows",
                 json={"rows": [{"id": i, "job": f"Job {i}"} for i in range(1, 184)]},
             )
-            latencies: list[float] = []
-            inserted = [0] * clients
-            lock = threading.Lock()
             deadline = time.monotonic() + seconds
-
-            def client(n: int) -> None:
-                with httpx.Client(base_url=service.url, timeout=60) as http:
-                    batch = 0
-                    while time.monotonic() < deadline:
-                        base = (n * 10_000_000) + batch * 1000
-                        rows = [
-                            {
-                                "id": base + i + 1,
-                                "name": "Ada Lovelace",
-                                "datetime": "2021-03-04T05:06:07Z",
-                                "department_id": 1 + i % 12,
-                                "job_id": 1 + i % 183,
-                            }
-                            for i in range(1000)
-                        ]
-                        start = time.perf_counter()
-                        answer = http.post("/tables/hired_employees/rows", json={"rows": rows})
-                        took = time.perf_counter() - start
-                        answer.raise_for_status()
-                        with lock:
-                            latencies.append(took)
-                        inserted[n] += answer.json()["inserted"]
-                        batch += 1
-
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-            start = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - start
-        latencies.sort()
-        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-        return Result(
-            f"Batches: {clients} clients x 1000 rows (PostgreSQL, API_PROCESSES={api_processes})",
-            elapsed,
-            sum(inserted),
-            {"p50_ms": f"{statistics.median(latencies) * 1000:.0f}", "p99_ms": f"{p99 * 1000:.0f}"},
+            posted = post_batches(service.url, clients, lambda: time.monotonic() >= deadline)
+        label = (
+            f"Batches: {clients} clients x 1000 rows (PostgreSQL, API_PROCESSES={api_processes})"
         )
+        return posted.result(label)
     finally:
         drop_pg_database(url)
+
+
+@dataclass
+class Posted:
+    """What clients posting batches got: rows inserted, each batch's latency, the seconds."""
+
+    inserted: int
+    latencies: list[float]
+    seconds: float
+
+    def result(self, label: str) -> Result:
+        ordered = sorted(self.latencies)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        notes = {
+            "p50_ms": f"{statistics.median(ordered) * 1000:.0f}",
+            "p99_ms": f"{p99 * 1000:.0f}",
+        }
+        return Result(label, self.seconds, self.inserted, notes)
+
+
+def post_batches(url: str, clients: int, done: Callable[[], bool], first_id: int = 1) -> Posted:
+    """``clients`` threads posting 1000-row ``hired_employees`` batches of new ids (from
+    ``first_id``, 10M apart per client) to the service at ``url`` until ``done()``."""
+    latencies: list[float] = []
+    inserted = [0] * clients
+    lock = threading.Lock()
+
+    def client(n: int) -> None:
+        with httpx.Client(base_url=url, timeout=60) as http:
+            batch = 0
+            while not done():
+                base = first_id - 1 + n * 10_000_000 + batch * 1000
+                rows = [
+                    {
+                        "id": base + i + 1,
+                        "name": "Ada Lovelace",
+                        "datetime": "2021-03-04T05:06:07Z",
+                        "department_id": 1 + i % 12,
+                        "job_id": 1 + i % 183,
+                    }
+                    for i in range(1000)
+                ]
+                start = time.perf_counter()
+                answer = http.post("/tables/hired_employees/rows", json={"rows": rows})
+                took = time.perf_counter() - start
+                answer.raise_for_status()
+                with lock:
+                    latencies.append(took)
+                inserted[n] += answer.json()["inserted"]
+                batch += 1
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Posted(sum(inserted), latencies, time.perf_counter() - start)

@@ -3,7 +3,7 @@
     python -m bench.run [--rows 1000000] [--batch-seconds 30] [--scale-rows 0]
                         [--scale-workers 1,2,4] [--scale-backup] [--scale-sqlite]
                         [--api-processes N] [--turns 2]
-                        [--only pg,sqlite,atomic,batches,vacuum[,validation]]
+                        [--only pg,sqlite,atomic,batches,mixed,vacuum[,validation]]
 
 Prints one table: seconds, rows/s, peak RSS, and the ratios of the service to the baselines.
 """
@@ -20,6 +20,7 @@ from bench.baselines import pg_copy, pg_to_sql, sqlite_executemany, sqlite_to_sq
 from bench.databases import drop_pg_database, new_pg_database
 from bench.generate import write_hired, write_parents
 from bench.loads import DATA, batches, service_load
+from bench.mixed import mixed_load
 from bench.results import Result, fastest_in_turns, print_table, ratio
 from bench.vacuum import vacuum_worth
 from bench.validation import validation_speed
@@ -167,7 +168,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        default="pg,sqlite,atomic,batches,vacuum",
+        default="pg,sqlite,atomic,batches,mixed,vacuum",
         help="comma-separated; 'validation' adds parsing and validation alone, per 1M rows",
     )
     args = parser.parse_args()
@@ -187,6 +188,8 @@ def main() -> None:
     if "batches" in only:
         for processes in sorted({1, args.api_processes}):
             results.append(batches(args.batch_seconds, 4, work / "batches", processes))
+    if "mixed" in only:
+        results += mixed_load(path, args.rows, work, 4, 4, args.api_processes)
     if "vacuum" in only:
         results += vacuum_worth(path, args.rows)
     if "validation" in only:

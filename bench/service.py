@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,8 +81,13 @@ class Service:
 
 @contextmanager
 def running_service(
-    data_dir: Path, workers: int, database_url: str | None, api_processes: int = 1
+    data_dir: Path,
+    workers: int,
+    database_url: str | None,
+    api_processes: int = 1,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[Service]:
+    """The service's processes on ``data_dir``, with ``settings`` over the benchmark's own."""
     port = free_port()
     env = {
         **os.environ,
@@ -93,6 +98,7 @@ def running_service(
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "RECEIVE_WAIT_SECONDS": "0.05",
         "DEPENDENCY_WAIT_SECONDS": "0.2",
+        **(settings or {}),
     }
     if database_url:
         env["DATABASE_URL"] = database_url
