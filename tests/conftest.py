@@ -5,13 +5,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import inspect
 
 from common.bootstrap import Services, build_services
+from common.model.catalog_file import shipped_catalog
 from common.retry import RetryPolicy
 from common.settings import Settings
+from common.sql.catalog_tables import catalog_tables
 from common.sql.db import Database
 from common.sql.migrate import upgrade
-from tests.support.services import empty_postgres_database, postgres_database
+from common.stores import hire_counts
+from tests.support.services import (
+    empty_postgres_database,
+    end_other_sessions,
+    postgres_database,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = REPO / "sample_data"
@@ -54,17 +62,44 @@ def migrated_postgres_url() -> Iterator[str]:
         yield url
 
 
+def assert_summary_matches_recount(url: str) -> None:
+    """The reports' summary (base plus changes) equals a recount of hired_employees, in one
+    snapshot; nothing to compare where the tables are not there (a test went back to an older
+    revision)."""
+    db = Database.from_url(url)
+    try:
+        with db.read(snapshot=True) as conn:
+            present = set(inspect(conn).get_table_names())
+            if not {"hired_employees", "hire_counts", "hire_count_changes"} <= present:
+                return
+            hired = catalog_tables(shipped_catalog()).data["hired_employees"]
+            held = hire_counts.totals(conn)
+            counted = hire_counts.recounted(conn, hired)
+    finally:
+        db.dispose()
+    if held != counted:
+        keys = sorted(k for k in held.keys() | counted.keys() if held.get(k) != counted.get(k))
+        examples = "; ".join(f"{k}: {held.get(k, 0)} vs {counted.get(k, 0)}" for k in keys)
+        pytest.fail(f"summary vs recount differ at {len(keys)} keys: {examples[:2000]}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database of each kind."""
+    """A migrated, empty database of each kind. Whatever the test wrote, through whichever
+    path, the reports' summary must equal a recount of the hires afterwards."""
     if request.param == "sqlite":
         path = tmp_path / "ingest.db"
         shutil.copyfile(request.getfixturevalue("migrated_sqlite_file"), path)
         yield f"sqlite:///{path}"
+        assert_summary_matches_recount(f"sqlite:///{path}")
     else:
         url = request.getfixturevalue("migrated_postgres_url")
-        yield url
-        empty_postgres_database(url)
+        try:
+            yield url
+            end_other_sessions(url)  # none may hold a lock the recount would wait for
+            assert_summary_matches_recount(url)
+        finally:
+            empty_postgres_database(url)
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: object) -> Settings:

@@ -274,9 +274,10 @@ def totals(conn: Connection) -> dict[Key, int]:
     return _by_key(conn.execute(select(*key, SumOfHires(both.c.hires)).group_by(*key)))
 
 
-def recounted(conn: Connection) -> dict[Key, int]:
-    """Hires by key, counted from hired_employees itself."""
-    return _by_key(conn.execute(recount(data_table(SOURCE))))
+def recounted(conn: Connection, hired: FromClause | None = None) -> dict[Key, int]:
+    """Hires by key, counted from hired_employees itself (``hired``: its table in a catalog
+    other than the current one)."""
+    return _by_key(conn.execute(recount(data_table(SOURCE) if hired is None else hired)))
 
 
 def fold(conn: Connection) -> int:

@@ -55,14 +55,20 @@ def postgres_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def empty_postgres_database(url: str) -> None:
-    """Empty every table but the migrations' own and reset the statistics, as in a new migrated
-    database: other sessions still connected are ended first, so that none holds a lock."""
+def end_other_sessions(url: str) -> None:
+    """End every other session connected to the database at ``url``, and wait for them."""
     with psycopg.connect(_libpq(url), autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+def empty_postgres_database(url: str) -> None:
+    """Empty every table but the migrations' own and reset the statistics, as in a new migrated
+    database: other sessions still connected are ended first, so that none holds a lock."""
+    end_other_sessions(url)
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
         tables = [
             row[0]
             for row in conn.execute(
