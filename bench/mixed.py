@@ -4,16 +4,15 @@ gets, whether any transaction deadlocked, and whether the summary still equals a
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 
 from bench.databases import drop_pg_database, libpq, new_pg_database
-from bench.loads import DATA, post_batches
+from bench.loads import DATA, post_batches, upload_and_wait
 from bench.results import Result
-from bench.service import Service, running_service
+from bench.service import running_service
 
 # The 1M-row file in six parts, so that four workers share it.
 PART_BYTES = 8 * 1024 * 1024
@@ -25,18 +24,6 @@ def _deadlocks(url: str) -> int:
             "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
         ).fetchone()
     return int(row[0]) if row else 0
-
-
-def _upload(service: Service, path: Path, rows: int) -> float:
-    """Seconds from the first byte of the upload to the job succeeded with every row."""
-    start = time.perf_counter()
-    with path.open("rb") as f:
-        answer = service.client.post(
-            "/uploads/hired_employees", content=f, headers={"Content-Type": "text/csv"}
-        )
-    job = service.wait_for(answer.json()["job_id"])
-    assert job["status"] == "succeeded" and job["rows_inserted"] == rows, job
-    return time.perf_counter() - start
 
 
 def mixed_load(
@@ -63,7 +50,7 @@ def mixed_load(
                     else None
                 )
                 try:
-                    seconds = _upload(service, path, rows)
+                    seconds = upload_and_wait(service, path, rows).seconds
                 finally:
                     loaded.set()
                 recount = service.client.post("/reports/verify").json()

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from bench.generate import write_hired, write_parents
-from bench.loads import DATA
+from bench.loads import DATA, upload_and_wait
 from bench.service import running_service
 from common.model.catalog import current
 from common.pipeline.blocks import line_blocks
@@ -47,17 +47,7 @@ def load_once(path: Path, rows: int, quoted_newlines: bool, workdir: Path) -> tu
     with running_service(workdir, 1, None) as service:
         service.load_parents(DATA)
         params = {"allow_quoted_newlines": "true"} if quoted_newlines else {}
-        start = time.perf_counter()
-        with path.open("rb") as f:
-            answer = service.client.post(
-                "/uploads/hired_employees",
-                content=f,
-                params=params,
-                headers={"Content-Type": "text/csv"},
-            )
-        job = service.wait_for(answer.json()["job_id"])
-        seconds = time.perf_counter() - start
-        assert job["status"] == "succeeded" and job["rows_inserted"] == rows, job
+        _, seconds, job = upload_and_wait(service, path, rows, params)
         parts = job["parts"]
         assert isinstance(parts, int)
         return seconds, parts

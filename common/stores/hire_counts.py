@@ -21,33 +21,27 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import (
-    BigInteger,
     ColumnElement,
     Connection,
-    Double,
     FromClause,
-    FunctionElement,
     Insert,
     Integer,
     Select,
     Subquery,
-    cast,
     delete,
-    extract,
     func,
     insert,
     literal_column,
     select,
     union_all,
 )
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from common.errors import PermanentError
 from common.model.catalog import current
 from common.sql.bulk import bulk_insert
 from common.sql.catalog_tables import data_table
 from common.sql.db import COUNTED
+from common.sql.functions import Month, SumOfHires, Year
 from common.sql.schema import hire_count_changes, hire_counts
 
 SOURCE = "hired_employees"
@@ -62,64 +56,12 @@ def summarised(table: str) -> bool:
     return table == SOURCE and current().has_reports
 
 
-class _DatePart(FunctionElement[int]):
-    """The year or month of a timestamp as an integer: ``YEAR(x)``/``MONTH(x)`` on SQL Server
-    (built-ins that stand-ins can provide too), ``CAST(EXTRACT(…) AS INTEGER)`` elsewhere."""
-
-    type = Integer()
-    inherit_cache = True
-    part = ""
-
-
-class _Year(_DatePart):
-    name = part = "year"
-    inherit_cache = True
-
-
-class _Month(_DatePart):
-    name = part = "month"
-    inherit_cache = True
-
-
-@compiles(_DatePart)
-def _extracted(element: _DatePart, compiler: SQLCompiler, **kw: Any) -> str:
-    (at,) = element.clauses
-    return compiler.process(cast(extract(element.part, at), Integer), **kw)
-
-
-@compiles(_DatePart, "mssql")
-def _tsql(element: _DatePart, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{element.part.upper()}({compiler.process(element.clauses, **kw)})"
-
-
-class SumOfHires(FunctionElement[int]):
-    """``SUM`` of hire counts, as an integer. PostgreSQL sums ``BIGINT`` as ``NUMERIC``, in
-    arbitrary precision and about twice as slowly as a float; a double adds integers exactly
-    up to 2**53, far beyond any count of hires, so there it sums doubles and casts back.
-    SQLite and SQL Server sum integers as integers."""
-
-    type = BigInteger()
-    name = "sum_of_hires"
-    inherit_cache = True
-
-
-@compiles(SumOfHires)
-def _sum(element: SumOfHires, compiler: SQLCompiler, **kw: Any) -> str:
-    return compiler.process(func.sum(*element.clauses), **kw)
-
-
-@compiles(SumOfHires, "postgresql")
-def _sum_of_doubles(element: SumOfHires, compiler: SQLCompiler, **kw: Any) -> str:
-    (hires,) = element.clauses
-    return compiler.process(cast(func.sum(cast(hires, Double)), BigInteger), **kw)
-
-
 def _keyed(source: FromClause, where: ColumnElement[bool] | None) -> Subquery:
     """(year, quarter, department, job) of each row of ``source`` (hired_employees' columns)."""
     query = select(
-        _Year(source.c.datetime).label("hire_year"),
+        Year(source.c.datetime).label("hire_year"),
         (
-            (_Month(source.c.datetime) + literal_column("2", Integer))
+            (Month(source.c.datetime) + literal_column("2", Integer))
             // literal_column("3", Integer)
         ).label("hire_quarter"),
         source.c.department_id,

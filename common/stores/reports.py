@@ -16,8 +16,9 @@ from sqlalchemy import case, func, select
 
 from common.sql.catalog_tables import data_table
 from common.sql.db import Database
+from common.sql.functions import SumOfHires
 from common.sql.schema import hire_count_changes, hire_counts
-from common.stores.hire_counts import SumOfHires, counted
+from common.stores.hire_counts import counted
 
 
 # Not frozen: a frozen dataclass sets each field through object.__setattr__, which made
